@@ -1,0 +1,112 @@
+"""Every table of the lake, declared once: its name, path under the lake root, partitions and keys.
+
+Jobs, notebooks, tests and BI queries refer to tables by these names, never by hand-built paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from replenish.errors import ConfigError
+
+ENTITIES = ("sales", "products", "locations", "interactions", "suppliers", "inventory")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A Delta table of the lake.
+
+    Attributes:
+        name: `layer.table`, e.g. `bronze.sales`.
+        partition_by: partition columns, coarse enough to keep files large.
+        keys: the columns that identify a row; re-ingesting a row with the same keys adds nothing.
+        description: one line for the README and `replenish tables`.
+    """
+
+    name: str
+    partition_by: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def relative_path(self) -> str:
+        return self.name.replace(".", "/", 1)
+
+
+_TABLES = [
+    TableSpec("bronze.sales", keys=("sku", "location", "date"), description="daily sales per SKU-location, typed"),
+    TableSpec("bronze.products", keys=("sku",), description="product master and hierarchy"),
+    TableSpec("bronze.locations", keys=("location",), description="stores / warehouses and regions"),
+    TableSpec(
+        "bronze.interactions",
+        keys=("user_id", "sku", "event", "timestamp"),
+        description="user-item events: view, add_to_cart, purchase",
+    ),
+    TableSpec("bronze.suppliers", keys=("sku", "location"), description="supplier, lead time mean and spread, costs"),
+    TableSpec("bronze.inventory", keys=("sku", "location", "snapshot_date"), description="on hand / on order snapshot"),
+    *[
+        TableSpec(f"quarantine.{entity}", description=f"rejected {entity} rows with a reason")
+        for entity in ENTITIES
+    ],
+    TableSpec(
+        "silver.demand",
+        partition_by=("freq",),
+        keys=("freq", "sku", "location", "date"),
+        description="gap-filled demand series with calendar, lag, rolling, price and promo features",
+    ),
+    TableSpec(
+        "silver.series_profile",
+        partition_by=("freq",),
+        keys=("freq", "sku", "location"),
+        description="per series: demand class (ADI/CV2), ABC-XYZ segment, history span",
+    ),
+    TableSpec(
+        "gold.forecast",
+        partition_by=("run_date",),
+        keys=("run_id", "sku", "location", "model", "date"),
+        description="forecasts with 80/95% intervals",
+    ),
+    TableSpec(
+        "gold.forecast_backtest",
+        partition_by=("run_date",),
+        keys=("run_id", "sku", "location", "model", "fold"),
+        description="rolling-origin backtest errors per series, model and fold",
+    ),
+    TableSpec(
+        "gold.backtest_forecast",
+        partition_by=("run_date",),
+        keys=("run_id", "sku", "location", "model", "fold", "date"),
+        description="backtest predictions against actuals, per period: the error sample that sizes safety stock",
+    ),
+    TableSpec(
+        "gold.model_registry",
+        partition_by=("run_date",),
+        keys=("run_id", "sku", "location"),
+        description="model, orders and fit status per series and run",
+    ),
+    TableSpec("gold.model_selection", keys=("run_id", "sku", "location"), description="chosen model per series"),
+    TableSpec("gold.safety_stock", keys=("run_id", "sku", "location"), description="safety stock and its inputs"),
+    TableSpec(
+        "gold.replenishment_plan",
+        keys=("run_id", "sku", "location"),
+        description="reorder point, order-up-to level and the order to place",
+    ),
+    TableSpec("gold.forecast_accuracy", description="accuracy rolled up by category, location and class"),
+    TableSpec("gold.inventory_simulation", description="replayed service level and inventory per policy"),
+]
+
+TABLES: dict[str, TableSpec] = {spec.name: spec for spec in _TABLES}
+
+
+def table(name: str | TableSpec) -> TableSpec:
+    """Look a table up by name (`bronze.sales`); a TableSpec is returned unchanged."""
+    if isinstance(name, TableSpec):
+        return name
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise ConfigError(f"unknown table {name!r}; known: {', '.join(sorted(TABLES))}") from None

@@ -1,0 +1,79 @@
+"""The Spark session factory, driven by a profile's `spark` section.
+
+local: a `local[*]` session sized for the machine; cluster: spark-submit decides the master and
+resources; databricks: the active session is reused as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from replenish.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def java_major_version() -> int | None:
+    """The major version of the `java` Spark would start, or None when there is none."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        return None
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    for token in out.split():
+        token = token.strip('"')
+        if token[:1].isdigit():
+            head = token.split(".")[0]
+            return int(head) if head != "1" else int(token.split(".")[1])
+    return None
+
+
+def check_java() -> None:
+    """Fail early, with instructions, when Java 17 (what Spark 3.5 is run on here) is missing."""
+    version = java_major_version()
+    if version is None:
+        raise ConfigError(
+            "Java was not found: Spark needs a JDK. Install Java 17 "
+            "(Debian/Ubuntu: `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME."
+        )
+    if version not in (11, 17):
+        raise ConfigError(f"Spark 3.5 runs on Java 11 or 17; found Java {version}. Set JAVA_HOME to a JDK 17.")
+
+
+def build_spark(spark_settings: Mapping[str, Any], *, profile: str = "local") -> SparkSession:
+    """Return a SparkSession configured by a profile's `spark` section.
+
+    Args:
+        spark_settings: `app_name`, `master` (None: leave it to spark-submit), `conf` (a mapping
+            of Spark settings) and `reuse_active` (Databricks: use the session already running).
+        profile: the profile name, for logging only.
+    """
+    if spark_settings.get("reuse_active"):
+        active = SparkSession.getActiveSession()
+        if active is None:
+            raise ConfigError(f"profile {profile!r} reuses the active Spark session, but none is running")
+        return active
+    if profile == "local":
+        check_java()
+    builder = SparkSession.builder.appName(str(spark_settings.get("app_name", "replenish")))
+    master = spark_settings.get("master")
+    if master:
+        builder = builder.master(str(master))
+    conf = dict(spark_settings.get("conf") or {})
+    # Executors must run the same interpreter that has replenish installed.
+    conf.setdefault("spark.pyspark.python", sys.executable)
+    conf.setdefault("spark.pyspark.driver.python", sys.executable)
+    for key, value in conf.items():
+        builder = builder.config(key, str(value))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(str(spark_settings.get("log_level", "WARN")))
+    log.info("spark session %s on %s (profile %s)", spark.version, spark.sparkContext.master, profile)
+    return spark

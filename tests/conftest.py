@@ -1,0 +1,48 @@
+"""Shared fixtures: one local Spark session for the whole run, and a fresh lake per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+SPARK_TEST_CONF = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.driver.memory": "2g",
+    "spark.sql.adaptive.enabled": "true",
+}
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator:
+    """A `local[2]` session shared by every Spark test (starting one costs seconds)."""
+    from replenish.session import build_spark
+
+    session = build_spark(
+        {"app_name": "replenish-tests", "master": "local[2]", "conf": SPARK_TEST_CONF, "log_level": "ERROR"},
+        profile="local",
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def lake(spark, tmp_path: Path):
+    """An empty lake under the test's temporary folder."""
+    from replenish.io.lake import Lake
+
+    return Lake(spark, str(tmp_path / "lakehouse"))
