@@ -7,6 +7,7 @@ The merged mapping is resolved once, at the edge (jobs, notebooks), into frozen 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import dataclasses
 import importlib.resources
 import json
@@ -130,8 +131,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if hint in (int, str) and (not isinstance(value, hint) or isinstance(value, bool)):
-        if hint is str and isinstance(value, (int, float)):
-            return str(value)
+        if hint is str and isinstance(value, (int, float, dt.date)) and not isinstance(value, bool):
+            return value.isoformat() if isinstance(value, dt.date) else str(value)  # YAML reads 2024-01-01 as a date
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     if typing.get_origin(hint) is typing.Literal:
         if value not in args:

@@ -69,8 +69,10 @@ def build_spark(spark_settings: Mapping[str, Any], *, profile: str = "local") ->
         builder = builder.master(str(master))
     conf = dict(spark_settings.get("conf") or {})
     # Executors must run the same interpreter that has replenish installed.
-    conf.setdefault("spark.pyspark.python", sys.executable)
+    conf.setdefault("spark.pyspark.python", os.environ.get("PYSPARK_PYTHON", sys.executable))
     conf.setdefault("spark.pyspark.driver.python", sys.executable)
+    # Outside spark-submit, PySpark takes the worker interpreter from the environment, not the conf.
+    os.environ.setdefault("PYSPARK_PYTHON", str(conf["spark.pyspark.python"]))
     for key, value in conf.items():
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()

@@ -31,6 +31,15 @@ class DeltaSparkEngine:
         frame = table.history(limit) if limit else table.history()
         return [row.asDict(recursive=True) for row in frame.collect()]  # commit metadata, not table data
 
+    def describe(self, uri: str) -> dict[str, Any]:
+        detail = self.spark.sql(f"DESCRIBE DETAIL delta.`{uri}`").first()
+        return {
+            "version": self.version(uri),
+            "rows": self.read(uri).count(),
+            "files": int(detail["numFiles"]),
+            "bytes": int(detail["sizeInBytes"]),
+        }
+
     def read(self, uri: str, *, version: int | None = None) -> DataFrame:
         reader = self.spark.read.format("delta")
         if version is not None:

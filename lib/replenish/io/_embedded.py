@@ -182,6 +182,17 @@ class EmbeddedEngine:
     def history(self, uri: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         return list(self._table(uri, without_files=True).history(limit))
 
+    def describe(self, uri: str) -> dict[str, Any]:
+        table = self._table(uri)
+        actions = pa.table(table.get_add_actions(flatten=True))
+        columns = set(actions.column_names)
+        return {
+            "version": int(table.version()),
+            "rows": sum(v or 0 for v in actions.column("num_records").to_pylist()) if "num_records" in columns else None,
+            "files": actions.num_rows,
+            "bytes": sum(actions.column("size_bytes").to_pylist()) if actions.num_rows else 0,
+        }
+
     # -- read -----------------------------------------------------------------------------------------------
     def read(self, uri: str, *, version: int | None = None) -> DataFrame:
         from pyspark.sql.types import StructType

@@ -196,6 +196,14 @@ class Lake:
             raise LakeError(f"{spec.name}: key column(s) {missing} not in the data ({df.columns})")
         return self._engine.insert_new(df, self.path(spec), keys=key_columns, partition_by=list(spec.partition_by))
 
+    def describe(self, name: str | TableSpec) -> dict[str, Any]:
+        """Name, path, version, rows, files and bytes of a table, from its log (no data is scanned)."""
+        spec = table(name)
+        uri = self.path(spec)
+        if not self._engine.exists(uri):
+            return {"table": spec.name, "path": uri, "version": None, "rows": 0, "files": 0, "bytes": 0}
+        return {"table": spec.name, "path": uri, **self._engine.describe(uri)}
+
     def history(self, name: str | TableSpec, *, limit: int | None = None) -> list[dict[str, Any]]:
         """The table's commits, newest first: version, timestamp, operation, parameters, metrics."""
         return self._engine.history(self.path(name), limit=limit)

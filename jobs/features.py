@@ -1,0 +1,99 @@
+"""Build demand series with features (silver.demand) and series profiles (silver.series_profile).
+
+Reads bronze.sales and bronze.products, fills each SKU-location series with zero-demand periods,
+flags censored (mostly out-of-stock) periods, adds price, promo, calendar, holiday, lag and rolling
+features at the chosen frequency, then classifies every series (ADI/CV² demand class, ABC-XYZ).
+Both tables are partitioned by freq; a run replaces only its own frequency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import functions as F
+
+from replenish import config
+from replenish.features import FREQUENCIES, FeaturesConfig, build_features, profile_series
+from replenish.runtime import JobContext, job_main
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from replenish.io.lake import WriteResult
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--freq",
+        choices=FREQUENCIES,
+        help="D (days), W (weeks starting Monday) or M (calendar months); default: features.freq of the profile",
+    )
+
+
+def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
+    cfg = config.section(ctx.settings, "features", FeaturesConfig)
+    freq = args.freq or cfg.freq
+    inputs = ctx.lake.versions(["bronze.sales", "bronze.products"])
+    sales = ctx.lake.read("bronze.sales")
+    if ctx.lake.exists("bronze.products"):
+        products = ctx.lake.read("bronze.products")
+    else:
+        log.warning("bronze.products does not exist: no launch dates, unit prices or categories")
+        products = None
+
+    demand = build_features(sales, products, cfg, freq=freq)
+    demand_written = _write_demand(ctx, demand, freq)
+    demand_version = demand_written.version
+    # Profile the rows just committed instead of recomputing the demand pipeline.
+    written = ctx.lake.read("silver.demand", version=demand_version).where(F.col("freq") == freq)
+    profile = profile_series(written, products, cfg, freq=freq)
+    profile_version = ctx.lake.write(profile, "silver.series_profile", mode="overwrite_partitions")
+
+    profiles = ctx.lake.read("silver.series_profile", version=profile_version).where(F.col("freq") == freq)
+    classes = {row["demand_class"]: row["count"] for row in profiles.groupBy("demand_class").count().collect()}
+    return {
+        "freq": freq,
+        "demand_rows": demand_written.rows_written,
+        "series": sum(classes.values()),
+        "demand_classes": classes,
+        "versions": {"silver.demand": demand_version, "silver.series_profile": profile_version},
+        "input_versions": inputs,
+    }
+
+
+def _column_types(df: DataFrame) -> dict[str, str]:
+    return {field.name: field.dataType.simpleString() for field in df.schema.fields}
+
+
+def _write_demand(ctx: JobContext, demand: DataFrame, freq: str) -> WriteResult:
+    """Replace this frequency's partition of silver.demand, migrating the table when its columns changed.
+
+    The lag and rolling columns follow the configuration. When they differ from the table's (lags
+    were reconfigured), the other frequencies' rows are carried over in the same commit: columns
+    they lack are null, columns no longer configured are dropped.
+    """
+    if ctx.lake.exists("silver.demand"):
+        table = ctx.lake.read("silver.demand")
+        if _column_types(table) != _column_types(demand):
+            log.warning("silver.demand columns changed (%s -> %s): rewriting the table", table.columns, demand.columns)
+            types = {field.name: field.dataType for field in demand.schema.fields}
+            others = table.where(F.col("freq") != freq).select(
+                *[
+                    F.col(name).cast(types[name])
+                    if name in table.columns
+                    else F.lit(None).cast(types[name]).alias(name)
+                    for name in demand.columns
+                ]
+            )
+            return ctx.lake.write_with_result(demand.unionByName(others), "silver.demand", mode="overwrite")
+    return ctx.lake.write_with_result(demand, "silver.demand", mode="overwrite_partitions")
+
+
+main = job_main("features", __doc__, add_arguments, run)
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""Plan inventory: model selection, safety stock, reorder points and the orders to place.
+
+Reads the latest forecast run of gold.forecast (or --forecast-run-id) with its backtests
+(gold.backtest_forecast, gold.forecast_backtest), silver.series_profile, bronze.suppliers,
+bronze.inventory and bronze.products. Per SKU-location it chooses the forecast with the lowest backtest
+error, sizes the safety stock from that forecast's errors and the lead-time spread, computes the (R, S)
+and (s, Q) levels and the recommended order from the inventory position, all in Spark SQL
+expressions. Appends gold.model_selection, gold.safety_stock, gold.replenishment_plan and
+gold.forecast_accuracy, every row stamped with run_id and forecast_run_id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import functions as F
+from replenish import config
+from replenish.errors import ValidationError
+from replenish.features.settings import FREQUENCIES, FeaturesConfig
+from replenish.inventory.accuracy import forecast_accuracy
+from replenish.inventory.policy import RunStamp, outputs_from_series, plan_inventory
+from replenish.inventory.runs import latest_run_id
+from replenish.inventory.settings import InventoryConfig
+from replenish.runtime import JobContext, job_main
+
+log = logging.getLogger(__name__)
+
+INPUTS = (
+    "gold.forecast",
+    "gold.backtest_forecast",
+    "gold.forecast_backtest",
+    "silver.series_profile",
+    "bronze.suppliers",
+    "bronze.inventory",
+    "bronze.products",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--forecast-run-id", help="the gold.forecast run to plan from (default: the latest run of that table)"
+    )
+    parser.add_argument("--freq", choices=FREQUENCIES, help="series frequency; default: features.freq")
+
+
+def resolve_settings(ctx: JobContext, freq: str | None) -> InventoryConfig:
+    """The `inventory:` settings with the frequency of this run (--freq, else features.freq)."""
+    settings = config.section(ctx.settings, "inventory", InventoryConfig)
+    features = config.section(ctx.settings, "features", FeaturesConfig)
+    return dataclasses.replace(settings, freq=freq or features.freq)
+
+
+def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
+    settings = resolve_settings(ctx, args.freq)
+    versions = ctx.lake.versions(INPUTS)
+    missing = [name for name in ("gold.forecast", "silver.series_profile") if versions[name] is None]
+    if missing:
+        raise ValidationError(f"{', '.join(missing)} missing: run `replenish features` and `replenish forecast` first")
+
+    def read(name: str) -> Any:
+        return ctx.lake.read(name, version=versions[name])
+
+    forecast = read("gold.forecast").where(F.col("freq") == settings.freq)
+    forecast_run_id = args.forecast_run_id or latest_run_id(forecast)
+    if forecast_run_id is None:
+        raise ValidationError(f"gold.forecast has no rows for freq {settings.freq}")
+    forecast = forecast.where(F.col("run_id") == forecast_run_id)
+    backtest = _run_rows(ctx, "gold.backtest_forecast", versions, forecast_run_id, settings.freq)
+    metrics = _run_rows(ctx, "gold.forecast_backtest", versions, forecast_run_id, settings.freq)
+    stamp = RunStamp(ctx.run_id, ctx.run_date, ctx.config_hash, forecast_run_id)
+    plan = plan_inventory(
+        forecast,
+        backtest,
+        read("silver.series_profile"),
+        _or_empty(ctx, "bronze.suppliers", versions, "sku string, location string"),
+        _or_empty(ctx, "bronze.inventory", versions, "sku string, location string, on_hand double"),
+        _or_empty(ctx, "bronze.products", versions, "sku string"),
+        settings,
+        stamp,
+    )
+    # Three tables are projections of one per-series frame: compute it once.
+    series = plan.series.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        outputs = outputs_from_series(series)
+        accuracy = forecast_accuracy(metrics, outputs.model_selection, read("silver.series_profile"), settings, stamp)
+        written = {
+            "gold.model_selection": ctx.lake.write_with_result(outputs.model_selection, "gold.model_selection"),
+            "gold.safety_stock": ctx.lake.write_with_result(outputs.safety_stock, "gold.safety_stock"),
+            "gold.replenishment_plan": ctx.lake.write_with_result(
+                outputs.replenishment_plan, "gold.replenishment_plan"
+            ),
+            "gold.forecast_accuracy": ctx.lake.write_with_result(accuracy, "gold.forecast_accuracy"),
+        }
+        totals = series.agg(
+            F.count("*").alias("series"),
+            F.sum(F.when(F.col("order_quantity") > 0, 1).otherwise(0)).alias("orders"),
+            F.sum("order_value").alias("order_value"),
+            F.sum(F.when(F.col("notes").isNotNull(), 1).otherwise(0)).alias("series_with_notes"),
+            F.sum(F.when(F.col("distribution") == "empirical", 1).otherwise(0)).alias("empirical"),
+        ).collect()[0]
+        models = series.groupBy("model", "selection_method").count().collect()
+    finally:
+        series.unpersist()
+    return {
+        "freq": settings.freq,
+        "forecast_run_id": forecast_run_id,
+        "policy": settings.policy,
+        "service_measure": settings.service_measure,
+        "series": totals["series"],
+        "orders": totals["orders"],
+        "order_value": None if totals["order_value"] is None else round(totals["order_value"], 2),
+        "series_with_notes": totals["series_with_notes"],
+        "empirical_safety_stock": totals["empirical"],
+        "selected": {f"{row['model']}/{row['selection_method']}": row["count"] for row in models},
+        "rows": {name: result.rows_written for name, result in written.items()},
+        "versions": {name: result.version for name, result in written.items()},
+        "input_versions": versions,
+    }
+
+
+def _run_rows(ctx: JobContext, name: str, versions: dict[str, int | None], run_id: str, freq: str) -> Any:
+    """The rows of one forecast run from a backtest table; an empty frame when the table does not exist."""
+    if versions[name] is None:
+        log.warning("%s does not exist: safety stocks fall back to the forecast intervals", name)
+        schema = (
+            "run_id string, freq string, sku string, location string, model string, fold int, cutoff date, "
+            "date date, step int, y double, yhat double"
+            if name == "gold.backtest_forecast"
+            else "run_id string, freq string, sku string, location string, model string, fold int, mase double, "
+            "wape double, bias double, rmse double, coverage_80 double, coverage_95 double"
+        )
+        return ctx.spark.createDataFrame([], schema)
+    rows = ctx.lake.read(name, version=versions[name])
+    return rows.where((F.col("run_id") == run_id) & (F.col("freq") == freq))
+
+
+def _or_empty(ctx: JobContext, name: str, versions: dict[str, int | None], schema: str) -> Any:
+    """Table `name`, or an empty frame (every series then gets the documented defaults and a note)."""
+    if versions[name] is None:
+        log.warning("%s does not exist: defaults apply to every series", name)
+        return ctx.spark.createDataFrame([], schema)
+    return ctx.lake.read(name, version=versions[name])
+
+
+main = job_main("inventory", __doc__, add_arguments, run)
+
+if __name__ == "__main__":
+    raise SystemExit(main())

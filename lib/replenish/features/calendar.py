@@ -1,0 +1,178 @@
+"""Periods and the calendar: period starts, complete-period ranges, calendar and holiday features.
+
+The calendar has one row per period, so even ten years of days is a few thousand rows: it is built
+on the driver from the date range alone (with the `holidays` package) and broadcast-joined onto the
+demand, which costs no shuffle. Forecasting reuses `calendar_frame` for future periods.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import holidays
+import numpy as np
+import pandas as pd
+
+from replenish.errors import ConfigError, ValidationError
+from replenish.features.settings import check_freq
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+CALENDAR_COLUMNS: tuple[str, ...] = (
+    "day_of_week",
+    "week_of_year",
+    "month",
+    "quarter",
+    "year",
+    "is_holiday",
+    "days_to_next_holiday",
+)
+_PANDAS_FREQ = {"D": "D", "W": "W-MON", "M": "MS"}
+
+
+def period_start(day: dt.date, freq: str) -> dt.date:
+    """The start of the period holding `day`: the day itself (D), its Monday (W) or the 1st (M)."""
+    check_freq(freq)
+    if freq == "D":
+        return day
+    if freq == "W":
+        return day - dt.timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def period_end(start: dt.date, freq: str) -> dt.date:
+    """The last day of the period starting on `start`."""
+    check_freq(freq)
+    if freq == "D":
+        return start
+    if freq == "W":
+        return start + dt.timedelta(days=6)
+    next_month = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return next_month - dt.timedelta(days=1)
+
+
+def complete_period_range(first_day: dt.date, last_day: dt.date, freq: str) -> tuple[dt.date, dt.date]:
+    """The days `[start, end]` of the periods that lie wholly inside `[first_day, last_day]`.
+
+    Partial periods at the edges of the data are dropped: a week cut off after two days would look
+    like a collapse in demand to every model downstream.
+
+    Raises:
+        ValidationError: the data does not cover one complete period.
+    """
+    check_freq(freq)
+    start = period_start(first_day, freq)
+    if start < first_day:
+        start = period_end(start, freq) + dt.timedelta(days=1)
+    end_start = period_start(last_day, freq)
+    end = period_end(end_start, freq)
+    if end > last_day:
+        end = end_start - dt.timedelta(days=1)
+    if start > end:
+        raise ValidationError(
+            f"sales from {first_day} to {last_day} do not cover one complete period of frequency {freq}"
+        )
+    return start, end
+
+
+def period_start_column(day: Column, freq: str) -> Column:
+    """Column version of `period_start`, in plain date arithmetic (no time zone involved)."""
+    from pyspark.sql import functions as F
+
+    check_freq(freq)
+    if freq == "D":
+        return day
+    if freq == "W":
+        # dayofweek: Sunday=1 .. Saturday=7, so (dayofweek + 5) % 7 is the number of days since Monday
+        return F.date_sub(day, (F.dayofweek(day) + 5) % 7)
+    return F.trunc(day, "month")
+
+
+def _country_holidays(country: str, years: range) -> list[dt.date]:
+    try:
+        calendar = holidays.country_holidays(country, years=years)
+    except NotImplementedError:
+        raise ConfigError(f"features.country: the holidays package has no calendar for {country!r}") from None
+    return sorted(calendar)
+
+
+def calendar_frame(start: dt.date, end: dt.date, freq: str, country: str) -> pd.DataFrame:
+    """One row per period starting in `[start, end]`, with calendar and holiday features.
+
+    Args:
+        start: first day; its period start is the first row.
+        end: last day (inclusive).
+        freq: D, W (weeks starting Monday) or M (months dated on the 1st).
+        country: ISO country code of the holiday calendar.
+
+    Returns:
+        Columns `date` (period start), `day_of_week` (ISO, 1 = Monday, of the period start),
+        `week_of_year` (ISO week), `month`, `quarter`, `year` (of the period start), `is_holiday`
+        (holidays within the period: 0/1 for D, a count of holiday days for W and M) and
+        `days_to_next_holiday` (days from the period start to the next holiday on or after it;
+        0 when the start is one).
+    """
+    check_freq(freq)
+    if start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    starts = pd.date_range(period_start(start, freq), end, freq=_PANDAS_FREQ[freq])
+    # One more year than the range, so the last periods still find their next holiday.
+    holiday_days = np.array(_country_holidays(country, range(start.year, end.year + 2)), dtype="datetime64[D]")
+    period_starts = starts.values.astype("datetime64[D]")
+    period_ends = np.array([period_end(day.date(), freq) for day in starts], dtype="datetime64[D]")
+    first_on_or_after_start = np.searchsorted(holiday_days, period_starts, side="left")
+    first_after_end = np.searchsorted(holiday_days, period_ends, side="right")
+    days_to_next = pd.array(np.full(len(starts), pd.NA), dtype="Int32")
+    has_next = first_on_or_after_start < len(holiday_days)
+    if has_next.any():
+        next_holiday = holiday_days[first_on_or_after_start[has_next]]
+        days_to_next[has_next] = (next_holiday - period_starts[has_next]).astype("int64")
+    iso = starts.isocalendar()
+    return pd.DataFrame(
+        {
+            "date": starts.date,
+            "day_of_week": iso["day"].to_numpy(dtype="int32"),
+            "week_of_year": iso["week"].to_numpy(dtype="int32"),
+            "month": starts.month.to_numpy(dtype="int32"),
+            "quarter": starts.quarter.to_numpy(dtype="int32"),
+            "year": starts.year.to_numpy(dtype="int32"),
+            "is_holiday": (first_after_end - first_on_or_after_start).astype("int32"),
+            "days_to_next_holiday": days_to_next,
+        }
+    )
+
+
+def build_calendar(spark: SparkSession, start: dt.date, end: dt.date, freq: str, country: str) -> DataFrame:
+    """`calendar_frame` as a Spark DataFrame with an explicit schema (small: one row per period)."""
+    from pyspark.sql import types as T
+
+    frame = calendar_frame(start, end, freq, country)
+    schema = T.StructType(
+        [
+            T.StructField("date", T.DateType(), False),
+            *[T.StructField(name, T.IntegerType(), name == "days_to_next_holiday") for name in CALENDAR_COLUMNS],
+        ]
+    )
+    rows = [
+        (row.date, *(None if pd.isna(value) else int(value) for value in row[1:]))
+        for row in frame.itertuples(index=False)
+    ]
+    return spark.createDataFrame(rows, schema=schema)
+
+
+def add_calendar_features(demand: DataFrame, calendar: DataFrame) -> DataFrame:
+    """Broadcast-join the calendar onto `demand` by period start (`date`); no shuffle of `demand`.
+
+    Raises:
+        ValidationError: `demand` or `calendar` lacks `date`, or the calendar lacks a feature column.
+    """
+    from pyspark.sql import functions as F
+
+    if "date" not in demand.columns:
+        raise ValidationError(f"demand has no `date` column: {demand.columns}")
+    missing = [name for name in ("date", *CALENDAR_COLUMNS) if name not in calendar.columns]
+    if missing:
+        raise ValidationError(f"calendar lacks column(s) {missing}")
+    return demand.join(F.broadcast(calendar.select("date", *CALENDAR_COLUMNS)), on="date", how="left")

@@ -1,0 +1,352 @@
+"""Typed settings of the forecast stage (the `forecast:` section of conf/base.yaml).
+
+Period counts are given per frequency, as in the features settings: 364 periods is a year of days
+but seven years of weeks. `ForecastConfig.plan(freq)` resolves everything one run needs into a
+small, frozen, picklable `ForecastPlan` that the per-series code receives on the executors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from replenish.errors import ConfigError
+
+ForecastMode = Literal["auto", "baseline", "arima"]
+FORECAST_MODES: tuple[str, ...] = ("auto", "baseline", "arima")
+DEMAND_CLASSES: tuple[str, ...] = ("smooth", "erratic", "intermittent", "lumpy", "no_demand")
+REGRESSORS: tuple[str, ...] = ("price_ratio", "promo", "is_holiday")
+
+
+@dataclass(frozen=True)
+class FrequencySettings:
+    """Period counts of one frequency; every number is in periods of that frequency.
+
+    Attributes:
+        season_length: periods per seasonal cycle (D: 7, a week; W: 52, a year; M: 12).
+        train_periods: the most recent periods a model is fitted on. Capping the window bounds the
+            cost of a fit and keeps old regimes out of the model.
+        min_arima_periods: a series with fewer usable periods is too short for ARIMA and gets the
+            short-history fallback.
+        recent_periods: the window of the `recent_mean` fallback (new and short series).
+    """
+
+    season_length: int
+    train_periods: int
+    min_arima_periods: int
+    recent_periods: int
+
+    def __post_init__(self) -> None:
+        if self.season_length < 1:
+            raise ConfigError(f"season_length must be >= 1, got {self.season_length}")
+        if self.train_periods < 2:
+            raise ConfigError(f"train_periods must be >= 2, got {self.train_periods}")
+        if self.min_arima_periods < 4:
+            raise ConfigError(f"min_arima_periods must be >= 4, got {self.min_arima_periods}")
+        if self.recent_periods < 1:
+            raise ConfigError(f"recent_periods must be >= 1, got {self.recent_periods}")
+
+
+def _daily() -> FrequencySettings:
+    return FrequencySettings(season_length=7, train_periods=182, min_arima_periods=56, recent_periods=28)
+
+
+def _weekly() -> FrequencySettings:
+    return FrequencySettings(season_length=52, train_periods=156, min_arima_periods=26, recent_periods=8)
+
+
+def _monthly() -> FrequencySettings:
+    return FrequencySettings(season_length=12, train_periods=60, min_arima_periods=18, recent_periods=3)
+
+
+@dataclass(frozen=True)
+class ArimaSettings:
+    """The order search of the per-series ARIMA (statsforecast `AutoARIMA`).
+
+    Attributes:
+        max_p, max_q: largest non-seasonal AR and MA orders searched.
+        max_P, max_Q: largest seasonal AR and MA orders searched.
+        max_order: largest p + q + P + Q.
+        max_d, max_D: largest non-seasonal and seasonal differencing orders (chosen by unit-root tests).
+        stepwise: Hyndman-Khandakar stepwise search (True) or the whole grid (False, much slower).
+        approximation: rank candidate orders by conditional sums of squares, then fit the winner by
+            maximum likelihood (about 3-5x faster than exact likelihood for every candidate).
+        allow_drift: consider a drift (linear trend) term; it costs a regression per candidate.
+        allow_mean: consider a non-zero mean.
+        ic: the information criterion that ranks candidates: aicc, aic or bic.
+        regressors: exogenous columns of `silver.demand` to use when present: `price_ratio`, `promo`,
+            `is_holiday`. Future values: regular price (ratio 1), no promotion, the holiday calendar.
+        min_seasonal_cycles: a seasonal model needs this many full cycles of history; with fewer the
+            search is non-seasonal (weekly data needs two years before a yearly season is fitted).
+    """
+
+    max_p: int = 2
+    max_q: int = 2
+    max_P: int = 1
+    max_Q: int = 1
+    max_order: int = 4
+    max_d: int = 1
+    max_D: int = 1
+    stepwise: bool = True
+    approximation: bool = True
+    allow_drift: bool = False
+    allow_mean: bool = True
+    ic: Literal["aicc", "aic", "bic"] = "aicc"
+    regressors: tuple[str, ...] = REGRESSORS
+    min_seasonal_cycles: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("max_p", "max_q", "max_P", "max_Q", "max_d", "max_D"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"forecast.arima.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_order < 1:
+            raise ConfigError(f"forecast.arima.max_order must be >= 1, got {self.max_order}")
+        if self.ic not in ("aicc", "aic", "bic"):
+            raise ConfigError(f"forecast.arima.ic must be aicc, aic or bic, got {self.ic!r}")
+        unknown = sorted(set(self.regressors) - set(REGRESSORS))
+        if unknown:
+            raise ConfigError(f"forecast.arima.regressors: unknown {unknown}; known: {list(REGRESSORS)}")
+        if self.min_seasonal_cycles < 1:
+            raise ConfigError(f"forecast.arima.min_seasonal_cycles must be >= 1, got {self.min_seasonal_cycles}")
+
+
+@dataclass(frozen=True)
+class CrostonSettings:
+    """Smoothing constants of TSB (Teunter-Syntetos-Babai) for lumpy series.
+
+    Attributes:
+        tsb_alpha_demand: smoothing of the non-zero demand size.
+        tsb_alpha_probability: smoothing of the probability of a demand occurring; a larger value
+            lets the forecast decay faster when an item stops selling (obsolescence).
+    """
+
+    tsb_alpha_demand: float = 0.1
+    tsb_alpha_probability: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("tsb_alpha_demand", "tsb_alpha_probability"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ConfigError(f"forecast.croston.{name} must be in (0, 1], got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """The rolling-origin backtest every model runs (see `replenish.forecast.backtest`).
+
+    Attributes:
+        folds: forecast origins; 0 turns the backtest off.
+        horizon: periods forecast from each origin; None: the forecast horizon.
+        step: periods between consecutive origins; None: the backtest horizon, so test windows
+            tile the end of the history without overlapping.
+    """
+
+    folds: int = 3
+    horizon: int | None = None
+    step: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.folds < 0:
+            raise ConfigError(f"forecast.backtest.folds must be >= 0, got {self.folds}")
+        if self.horizon is not None and self.horizon < 1:
+            raise ConfigError(f"forecast.backtest.horizon must be >= 1, got {self.horizon}")
+        if self.step is not None and self.step < 1:
+            raise ConfigError(f"forecast.backtest.step must be >= 1, got {self.step}")
+
+
+@dataclass(frozen=True)
+class WarmStartSettings:
+    """Reuse of the previous run's ARIMA orders (a nightly refit re-estimates parameters only).
+
+    Attributes:
+        enabled: reuse orders from `gold.model_registry` when a series has them; `--full-search`
+            turns this off for one run.
+        degradation_threshold: a series whose backtest MASE with the reused orders exceeds the MASE
+            recorded when the orders were selected by more than this share gets a full search.
+        max_order_age_days: orders selected longer ago than this are searched again; None: never.
+    """
+
+    enabled: bool = True
+    degradation_threshold: float = 0.2
+    max_order_age_days: int | None = 28
+
+    def __post_init__(self) -> None:
+        if self.degradation_threshold < 0:
+            raise ConfigError(
+                f"forecast.warm_start.degradation_threshold must be >= 0, got {self.degradation_threshold}"
+            )
+        if self.max_order_age_days is not None and self.max_order_age_days < 0:
+            raise ConfigError(f"forecast.warm_start.max_order_age_days must be >= 0, got {self.max_order_age_days}")
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """Which model a series gets, by its demand class (Syntetos-Boylan, from `silver.series_profile`).
+
+    All-zero series always get `zero`; a series whose class model cannot be fitted falls back
+    along `replenish.forecast.models.FALLBACKS`.
+
+    Attributes:
+        smooth, erratic, intermittent, lumpy: model name per demand class (see `MODELS`).
+        new_series: model of recently launched SKUs (`is_new` in the profile), whose short,
+            ramping-up history misleads ARIMA.
+        short_history: model of series with fewer than `min_arima_periods` usable periods that
+            would otherwise get ARIMA.
+    """
+
+    smooth: str = "arima"
+    erratic: str = "arima"
+    intermittent: str = "croston_sba"
+    lumpy: str = "tsb"
+    new_series: str = "recent_mean"
+    short_history: str = "recent_mean"
+
+    def model_for(self, demand_class: str) -> str:
+        """The model name of `demand_class` (smooth, erratic, intermittent, lumpy)."""
+        return str(getattr(self, demand_class))
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Settings of `replenish forecast`.
+
+    Attributes:
+        model: `auto` (per series: the seasonal-naive baseline and the routed statistical model,
+            both backtested, so the inventory stage can pick per series), `baseline` (seasonal naive
+            only) or `arima` (the routed model only: ARIMA for smooth and erratic series, Croston
+            family for intermittent and lumpy ones, fallbacks for new, short and empty series).
+        horizon: periods to forecast.
+        outlier_factor: non-zero demand above this multiple of the series' 95th percentile of
+            non-zero demand is capped there before fitting (a bulk order would otherwise dominate
+            ARIMA); 0 turns capping off.
+        series_per_partition: series per Spark task; more partitions balance the load better, fewer
+            amortize the per-task overhead.
+        daily, weekly, monthly: period counts per frequency.
+    """
+
+    model: ForecastMode = "auto"
+    horizon: int = 28
+    outlier_factor: float = 10.0
+    series_per_partition: int = 250
+    backtest: BacktestSettings = field(default_factory=BacktestSettings)
+    arima: ArimaSettings = field(default_factory=ArimaSettings)
+    croston: CrostonSettings = field(default_factory=CrostonSettings)
+    warm_start: WarmStartSettings = field(default_factory=WarmStartSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    daily: FrequencySettings = field(default_factory=_daily)
+    weekly: FrequencySettings = field(default_factory=_weekly)
+    monthly: FrequencySettings = field(default_factory=_monthly)
+
+    def __post_init__(self) -> None:
+        if self.model not in FORECAST_MODES:
+            raise ConfigError(f"forecast.model must be one of {', '.join(FORECAST_MODES)}, got {self.model!r}")
+        if self.horizon < 1:
+            raise ConfigError(f"forecast.horizon must be >= 1, got {self.horizon}")
+        if self.outlier_factor < 0:
+            raise ConfigError(f"forecast.outlier_factor must be >= 0, got {self.outlier_factor}")
+        if self.series_per_partition < 1:
+            raise ConfigError(f"forecast.series_per_partition must be >= 1, got {self.series_per_partition}")
+        from replenish.forecast.models import MODELS
+
+        for demand_class in ("smooth", "erratic", "intermittent", "lumpy", "new_series", "short_history"):
+            name = getattr(self.routing, demand_class)
+            if name not in MODELS:
+                raise ConfigError(f"forecast.routing.{demand_class}: unknown model {name!r}; known: {sorted(MODELS)}")
+
+    def for_freq(self, freq: str) -> FrequencySettings:
+        """The period counts of `freq` (D, W or M)."""
+        check_freq(freq)
+        return {"D": self.daily, "W": self.weekly, "M": self.monthly}[freq]
+
+    def plan(
+        self,
+        freq: str,
+        *,
+        model: str | None = None,
+        horizon: int | None = None,
+        full_search: bool = False,
+        run_date: str | None = None,
+    ) -> ForecastPlan:
+        """Resolve the settings of one run into the `ForecastPlan` the executors receive.
+
+        Args:
+            freq: D, W or M.
+            model: overrides `model` (the job's `--model`).
+            horizon: overrides `horizon` (the job's `--horizon`).
+            full_search: ignore stored ARIMA orders and search every series (the job's `--full-search`).
+            run_date: ISO date of the run, stamped on newly selected ARIMA orders.
+        """
+        chosen = model or self.model
+        if chosen not in FORECAST_MODES:
+            raise ConfigError(f"--model must be one of {', '.join(FORECAST_MODES)}, got {chosen!r}")
+        periods = horizon if horizon is not None else self.horizon
+        if periods < 1:
+            raise ConfigError(f"--horizon must be >= 1, got {periods}")
+        windows = self.for_freq(freq)
+        backtest_horizon = self.backtest.horizon or periods
+        return ForecastPlan(
+            freq=freq,
+            mode=chosen,  # type: ignore[arg-type]
+            horizon=periods,
+            windows=windows,
+            folds=self.backtest.folds,
+            backtest_horizon=backtest_horizon,
+            backtest_step=self.backtest.step or backtest_horizon,
+            arima=self.arima,
+            croston=self.croston,
+            routing=self.routing,
+            warm_start=self.warm_start.enabled and not full_search,
+            degradation_threshold=self.warm_start.degradation_threshold,
+            max_order_age_days=self.warm_start.max_order_age_days,
+            outlier_factor=self.outlier_factor,
+            run_date=run_date,
+        )
+
+
+@dataclass(frozen=True)
+class ForecastPlan:
+    """Everything the per-series code needs for one run, resolved for one frequency.
+
+    Attributes:
+        freq: D, W or M.
+        mode: auto, baseline or arima (see `ForecastConfig.model`).
+        horizon: periods to forecast.
+        windows: the frequency's period counts.
+        folds, backtest_horizon, backtest_step: the rolling-origin backtest.
+        arima, croston, routing: model settings.
+        warm_start: reuse stored ARIMA orders where a series has them.
+        degradation_threshold, max_order_age_days: when stored orders are searched again anyway.
+        outlier_factor: see `ForecastConfig.outlier_factor`.
+        run_date: ISO date of the run (stamped on newly selected orders), or None.
+    """
+
+    freq: str
+    mode: ForecastMode
+    horizon: int
+    windows: FrequencySettings
+    folds: int
+    backtest_horizon: int
+    backtest_step: int
+    arima: ArimaSettings = field(default_factory=ArimaSettings)
+    croston: CrostonSettings = field(default_factory=CrostonSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    warm_start: bool = True
+    degradation_threshold: float = 0.2
+    max_order_age_days: int | None = 28
+    outlier_factor: float = 10.0
+    run_date: str | None = None
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The candidate roles fitted per series: `baseline`, `routed` or both."""
+        return {"auto": ("baseline", "routed"), "baseline": ("baseline",), "arima": ("routed",)}[self.mode]
+
+
+def check_freq(freq: str) -> None:
+    """Raise ConfigError unless `freq` is D, W or M."""
+    if freq not in ("D", "W", "M"):
+        raise ConfigError(f"freq must be one of D, W, M, got {freq!r}")
+
+
+def default_plan(freq: str = "D", **overrides: object) -> ForecastPlan:
+    """The plan of the default settings for `freq`, with `plan()` keyword overrides (tests, notebooks)."""
+    return ForecastConfig().plan(freq, **overrides)  # type: ignore[arg-type]

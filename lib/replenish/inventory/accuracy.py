@@ -1,0 +1,82 @@
+"""Forecast accuracy rolled up for the people who read it: by category, location and class.
+
+Input is the per series × model × fold backtest scoring of the forecast run (`gold.forecast_backtest`,
+metrics as defined in `replenish.forecast.backtest`). Each series is first averaged over its folds,
+then series are averaged with equal weight within each group, per model and for `selected` (each
+series' chosen model, from `gold.model_selection`). Groups: `total`, `category`, `location`,
+`abc_xyz` and `demand_class`, all in one pass (the dimensions are exploded, then aggregated once).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from replenish.inventory.policy import RunStamp
+from replenish.inventory.schemas import FORECAST_ACCURACY_SCHEMA, conform
+from replenish.inventory.selection import SERIES_KEYS, require_columns
+from replenish.inventory.settings import InventoryConfig
+
+METRICS: tuple[str, ...] = ("mase", "wape", "bias", "rmse", "coverage_80", "coverage_95")
+SELECTED = "selected"
+DIMENSIONS: tuple[str, ...] = ("total", "category", "location", "abc_xyz", "demand_class")
+
+
+def _finite(column: str) -> F.Column:
+    # Metrics are NaN where undefined (MASE of a constant history, WAPE without demand): leave them out.
+    return F.when(~F.isnan(column), F.col(column))
+
+
+def forecast_accuracy(
+    metrics: DataFrame,
+    selection: DataFrame,
+    profile: DataFrame,
+    settings: InventoryConfig,
+    stamp: RunStamp,
+) -> DataFrame:
+    """`gold.forecast_accuracy` rows: mean backtest metrics per dimension value and model.
+
+    Args:
+        metrics: `gold.forecast_backtest` rows of one forecast run.
+        selection: `gold.model_selection` rows of this run (sku, location, selected_model).
+        profile: `silver.series_profile` (category, abc_xyz, demand_class).
+        settings: the frequency.
+        stamp: run metadata.
+    """
+    require_columns(metrics, ("sku", "location", "model", *METRICS), "forecast_backtest")
+    per_series = (
+        metrics.where(F.col("freq") == settings.freq)
+        .groupBy(*SERIES_KEYS, "model")
+        .agg(F.count("*").alias("folds"), *[F.avg(_finite(m)).alias(m) for m in METRICS])
+    )
+    chosen = selection.select(*SERIES_KEYS, F.col("selected_model").alias("model"))
+    selected = per_series.join(chosen, [*SERIES_KEYS, "model"]).withColumn("model", F.lit(SELECTED))
+    classes = profile.where(F.col("freq") == settings.freq).select(*SERIES_KEYS, "category", "abc_xyz", "demand_class")
+    rows = per_series.unionByName(selected).join(classes, list(SERIES_KEYS), "left")
+    dimension_values = F.array(
+        *[
+            F.struct(
+                F.lit(dimension).alias("dimension"),
+                (F.lit("all") if dimension == "total" else F.coalesce(F.col(dimension), F.lit("unknown"))).alias(
+                    "dimension_value"
+                ),
+            )
+            for dimension in DIMENSIONS
+        ]
+    )
+    rolled = (
+        rows.select("*", F.explode(dimension_values).alias("group"))
+        .groupBy("group.dimension", "group.dimension_value", "model")
+        .agg(F.count("*").alias("series"), F.sum("folds").alias("folds"), *[F.avg(m).alias(m) for m in METRICS])
+    )
+    return conform(
+        rolled.select(
+            "*",
+            F.lit(stamp.run_id).alias("run_id"),
+            F.lit(stamp.run_date).alias("run_date"),
+            F.lit(settings.freq).alias("freq"),
+            F.lit(stamp.forecast_run_id).alias("forecast_run_id"),
+            F.lit(stamp.config_hash).alias("config_hash"),
+        ),
+        FORECAST_ACCURACY_SCHEMA,
+    )

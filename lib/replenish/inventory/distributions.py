@@ -1,0 +1,87 @@
+"""Standard normal safety factors: z for a cycle service level, k for a fill rate.
+
+* z = Φ⁻¹(α) depends only on the configured targets, a handful of numbers, so it is computed on the
+  driver with scipy (`cycle_service_factor`) and inlined into the query as literals.
+* k solves G(k) = t, where G(k) = φ(k) − k·(1 − Φ(k)) is the standard normal loss function and
+  t = (1 − β)·Q / σ differs per row. Spark SQL has no erf, and Newton iterations or lookup tables
+  spelled out in SQL make expressions that the SQL parser takes seconds on. So G⁻¹ is fitted once,
+  on the driver, from scipy's G: in u = √(−2·ln t), where k(u) is nearly linear, a degree-12
+  Chebyshev fit over t ∈ [1e-12, G(0)] is exact to 1e-5 and evaluates as a short polynomial, identically
+  on numpy arrays and as a Spark SQL expression (see `ops`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+from numpy.polynomial import chebyshev
+from scipy.stats import norm
+
+from replenish.inventory.ops import Ops
+
+LOSS_AT_ZERO = 1.0 / math.sqrt(2.0 * math.pi)  # G(0) = φ(0) ≈ 0.3989
+SMALLEST_LOSS = 1e-12  # G(6.8): smaller targets are treated as this one
+FIT_DEGREE = 12
+# The fit's variable u = √(−2·ln t) spans [U_LOW, U_HIGH] and is mapped onto [-1, 1].
+U_LOW = math.sqrt(-2.0 * math.log(LOSS_AT_ZERO))
+U_HIGH = math.sqrt(-2.0 * math.log(SMALLEST_LOSS))
+
+
+def normal_loss(k: Any) -> Any:
+    """G(k) = E[(X − k)⁺] for a standard normal X: expected units short per unit of σ (numpy / scipy).
+
+    With a safety factor k, a cycle whose demand has standard deviation σ runs short by σ·G(k)
+    units on average, so the fill rate is 1 − σ·G(k) / (units ordered per cycle).
+    """
+    k = np.asarray(k, dtype=float)
+    return norm.pdf(k) - k * norm.sf(k)
+
+
+@functools.lru_cache(maxsize=1)
+def inverse_loss_coefficients() -> tuple[float, ...]:
+    """Power-series coefficients c₀ … c₁₂ of k(s) = Σ cᵢ·sⁱ, s the fit variable scaled to [-1, 1].
+
+    G is evaluated with scipy on a dense grid of k; the Chebyshev least-squares fit of k against s is
+    converted to a power series (well conditioned on [-1, 1] at this degree).
+    """
+    k = np.linspace(0.0, 7.0, 200_001)
+    loss = normal_loss(k)
+    inside = loss >= SMALLEST_LOSS
+    scaled = _scaled(np.sqrt(-2.0 * np.log(loss[inside])))
+    fit = chebyshev.chebfit(scaled, k[inside], FIT_DEGREE)
+    return tuple(float(c) for c in chebyshev.cheb2poly(fit))
+
+
+def _scaled(u: Any) -> Any:
+    return (2.0 * u - (U_LOW + U_HIGH)) / (U_HIGH - U_LOW)
+
+
+def inverse_normal_loss(target: Any, ops: Ops) -> Any:
+    """The safety factor k ≥ 0 with G(k) = target (numpy arrays or Spark SQL, via `ops`).
+
+    A target at or above G(0) ≈ 0.3989 gives k = 0: the cycle quantity alone meets the fill rate, and a
+    negative safety stock is never planned. Targets below 1e-12 are treated as 1e-12 (k ≈ 6.8). A
+    target of 0 or less (a 100 % fill rate) has no finite answer and is missing (NaN / NULL).
+
+    Args:
+        target: (1 − β)·Q / σ for a fill rate β, cycle quantity Q and cycle demand σ.
+        ops: `NUMPY` or `SPARK`.
+    """
+    coefficients = inverse_loss_coefficients()
+    scaled = _scaled(ops.sqrt(-2.0 * ops.log(ops.clip(target, SMALLEST_LOSS, LOSS_AT_ZERO))))
+    k: Any = coefficients[0]
+    for power, coefficient in enumerate(coefficients[1:], start=1):
+        k = k + coefficient * scaled**power
+    # The fit may stray a few 1e-6 below 0 at t = G(0).
+    solved = ops.where(target >= LOSS_AT_ZERO, 0.0, ops.clip(k, 0.0, 10.0))
+    return ops.where(target > 0, solved, ops.missing())
+
+
+def cycle_service_factor(level: float) -> float:
+    """z = Φ⁻¹(α): the safety factor of a cycle service level α (exact, scipy)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"a service level must be in (0, 1), got {level}")
+    return float(norm.ppf(level))

@@ -1,0 +1,124 @@
+"""Inventory formulas, written once for numpy arrays and Spark columns (pass `ops=NUMPY` or `ops=SPARK`).
+
+Units: quantities in units; demand rates and forecast errors per period of the planning frequency;
+lead times and review periods in the same periods (the callers convert days to periods).
+
+Conventions (stated once, used by the inventory job and the simulation alike):
+
+* inventory position = on hand + on order − backorders;
+* (R, S) orders S − position when the position is below S; (s, Q) orders when the position is at or
+  below s ("drops to s"), except that a series without a reorder point (s ≤ 0: no forecast demand)
+  orders only to cover backorders;
+* an order is raised to the MOQ, then rounded up to whole packs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replenish.inventory.distributions import inverse_normal_loss
+from replenish.inventory.ops import Ops
+
+# Slack for floating-point noise when rounding to packs: 10.000000001 units in packs of 5 are 2 packs.
+ROUNDING_SLACK = 1e-9
+
+
+def inventory_position(on_hand: Any, on_order: Any, backorders: Any, ops: Ops) -> Any:
+    """On hand + on order − backorders; missing on-order or backorder quantities count as 0."""
+    return on_hand + ops.fill_null(on_order, 0.0) - ops.fill_null(backorders, 0.0)
+
+
+def demand_std(periods: Any, error_std: Any, demand_rate: Any, lead_time_std: Any, ops: Ops) -> Any:
+    """Standard deviation of demand over a protection interval: √(P·σ_d² + d²·σ_L²).
+
+    Args:
+        periods: P, the protection interval (L for (s, Q), R + L for (R, S)), in periods.
+        error_std: σ_d, the forecast error standard deviation per period.
+        demand_rate: d, the forecast demand per period.
+        lead_time_std: σ_L, the lead time standard deviation, in periods.
+        ops: `NUMPY` or `SPARK`.
+    """
+    return ops.sqrt(periods * error_std**2 + demand_rate**2 * lead_time_std**2)
+
+
+def cycle_safety_stock(safety_factor: Any, std: Any, ops: Ops) -> Any:
+    """SS = z·σ_P for a cycle service level; a negative factor (α < 50 %) gives no safety stock."""
+    return ops.maximum(safety_factor, 0.0) * std
+
+
+def fill_rate_loss_target(fill_rate: Any, cycle_quantity: Any, std: Any, ops: Ops) -> Any:
+    """t = (1 − β)·Q / σ_P: the standard normal loss a fill rate β allows (missing when σ_P = 0).
+
+    A cycle short by σ_P·G(k) units on average meets β when σ_P·G(k) = (1 − β)·Q.
+
+    Args:
+        fill_rate: β, the share of demand to meet from stock.
+        cycle_quantity: Q, units ordered per cycle: the lot size for (s, Q), d·R for (R, S).
+        std: σ_P, the demand standard deviation over the protection interval.
+        ops: `NUMPY` or `SPARK`.
+    """
+    has_spread = std > 0
+    return ops.where(has_spread, (1.0 - fill_rate) * cycle_quantity / ops.where(has_spread, std, 1.0), ops.missing())
+
+
+def fill_rate_safety_factor(loss_target: Any, std: Any, ops: Ops) -> Any:
+    """k ≥ 0 with G(k) = `loss_target` (see `fill_rate_loss_target`); 0 when σ_P = 0 (nothing to buffer)."""
+    return ops.where(std > 0, inverse_normal_loss(loss_target, ops), 0.0)
+
+
+def reorder_point(demand_rate: Any, lead_time: Any, safety_stock: Any) -> Any:
+    """s = d·L + SS_L: order when the position falls below the expected lead-time demand plus safety stock."""
+    return demand_rate * lead_time + safety_stock
+
+
+def order_up_to_level(demand_rate: Any, lead_time: Any, review_period: Any, safety_stock: Any) -> Any:
+    """S = d·(R + L) + SS_(R+L): what the position is raised to at each review."""
+    return demand_rate * (review_period + lead_time) + safety_stock
+
+
+def economic_order_quantity(annual_demand: Any, ordering_cost: Any, holding_cost: Any, ops: Ops) -> Any:
+    """EOQ = √(2·D·K / h); missing (NaN in numpy, NULL in Spark) when the holding cost h per unit-year is not positive.
+
+    Args:
+        annual_demand: D, units per year.
+        ordering_cost: K, cost of placing one order.
+        holding_cost: h, cost of holding one unit for a year (holding rate × unit cost).
+        ops: `NUMPY` or `SPARK`.
+    """
+    valid = holding_cost > 0
+    return ops.where(
+        valid,
+        ops.sqrt(2.0 * ops.maximum(annual_demand, 0.0) * ordering_cost / ops.where(valid, holding_cost, 1.0)),
+        ops.missing(),
+    )
+
+
+def round_order(quantity: Any, moq: Any, pack_size: Any, ops: Ops) -> Any:
+    """An order quantity raised to the MOQ and rounded up to whole packs; 0 stays 0 (no order).
+
+    Rounding up rather than to the nearest pack keeps the service the policy was sized for.
+    """
+    raised = ops.maximum(quantity, moq)
+    packs = ops.ceil(raised / pack_size - ROUNDING_SLACK)
+    return ops.where(quantity > 0, packs * pack_size, 0.0)
+
+
+def lot_size(order_quantity: Any, moq: Any, pack_size: Any, ops: Ops) -> Any:
+    """The fixed order quantity Q of an (s, Q) policy: rounded like an order, and at least one pack."""
+    return ops.maximum(round_order(order_quantity, moq, pack_size, ops), pack_size)
+
+
+def periodic_order(order_up_to: Any, position: Any, ops: Ops) -> Any:
+    """(R, S) at a review: order S − position when the position is below S, else nothing."""
+    return ops.maximum(order_up_to - position, 0.0)
+
+
+def continuous_order(reorder_point: Any, lot: Any, position: Any, ops: Ops) -> Any:
+    """(s, Q): when the position is at or below s, order the fewest lots of Q that lift it above s.
+
+    With a large backorder one lot may not be enough, hence n·Q with n = ⌊(s − position) / Q⌋ + 1.
+    A reorder point of 0 or less (no forecast demand) triggers only on a negative position.
+    """
+    lots = ops.floor((reorder_point - position) / lot) + 1.0
+    triggered = (position <= reorder_point) & ((reorder_point > 0) | (position < 0))
+    return ops.where(triggered, lots * lot, 0.0)

@@ -1,0 +1,522 @@
+"""The inventory policy per SKU-location, in Spark SQL expressions only (no Python UDF).
+
+`plan_inventory` turns a forecast run into safety stocks, reorder points, order-up-to levels and
+recommended orders. Per series:
+
+1. **Forecast.** The candidate with the lowest backtest error is chosen (`selection`). Its mean
+   forecast over the protection interval is the demand rate d (per period).
+2. **Forecast error.** σ_d is the chosen model's backtest RMSE per period, not the spread of raw
+   demand: what the plan must absorb is the error of the forecast it follows. A series without
+   enough backtest periods falls back to the σ implied by the forecast's 80 % interval, then to the
+   Poisson σ = √d; `error_std_source` says which.
+3. **Lead time.** Mean L and standard deviation σ_L from `bronze.suppliers` (days, converted to
+   periods), config defaults where missing, with a note on the row.
+4. **Safety stock.** Over a protection interval P (L for (s, Q), R + L for (R, S)) demand has
+   σ_P = √(P·σ_d² + d²·σ_L²). Cycle service α: SS = z·σ_P with z = Φ⁻¹(α). Fill rate β:
+   SS = k·σ_P with G(k) = (1 − β)·Q / σ_P (G the standard normal loss function, Q the lot size for
+   (s, Q) or d·R for (R, S)). Intermittent and lumpy series instead use the empirical distribution of
+   the chosen forecast's errors summed over P-period windows of the backtests (its α-quantile, or for
+   β the smallest value whose expected shortfall meets the target), combined with the lead-time term
+   as √(SS_demand² + (z·d·σ_L)²).
+5. **Levels.** s = d·L + SS_L; S = d·(R + L) + SS_(R+L); EOQ = √(2·D·K / h) with D the yearly
+   demand, K the ordering cost and h = holding rate × unit cost; the lot size Q is the EOQ rounded
+   to MOQ and packs (d·R when the unit cost is unknown).
+6. **Order.** From the inventory position (on hand + on order − backorders) of the latest snapshot:
+   (R, S) orders S − position, (s, Q) orders n·Q when the position is below s, rounded up to the
+   MOQ and whole packs.
+
+Missing lead times, costs, pack sizes or classes never fail the job: a documented default is used and
+the row's `notes` says which; a series without an inventory snapshot gets levels but no order, with a
+reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from replenish.inventory import formulas
+from replenish.inventory.distributions import cycle_service_factor
+from replenish.inventory.ops import SPARK, Sql, col, literal, sql
+from replenish.inventory.schemas import (
+    MODEL_SELECTION_SCHEMA,
+    REPLENISHMENT_PLAN_SCHEMA,
+    SAFETY_STOCK_SCHEMA,
+    conform,
+)
+from replenish.inventory.selection import SERIES_KEYS, choose_forecasts, require_columns
+from replenish.inventory.settings import DAYS_PER_YEAR, InventoryConfig
+
+PROFILE_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "demand_class", "abc_xyz")
+SUPPLIER_COLUMNS: tuple[str, ...] = ("sku", "location")
+INVENTORY_COLUMNS: tuple[str, ...] = ("sku", "location", "on_hand")
+PRODUCT_COLUMNS: tuple[str, ...] = ("sku",)
+
+
+@dataclass(frozen=True)
+class RunStamp:
+    """Run metadata stamped on every output row.
+
+    Attributes:
+        run_id: this inventory run.
+        run_date: its business date.
+        config_hash: hash of the settings it ran with.
+        forecast_run_id: the `gold.forecast` run it planned from.
+    """
+
+    run_id: str
+    run_date: dt.date
+    config_hash: str
+    forecast_run_id: str
+
+
+@dataclass(frozen=True)
+class InventoryPlan:
+    """The outputs of `plan_inventory`, all lazily defined over one per-series frame.
+
+    Persist `series` before writing more than one output, or each write recomputes the plan.
+
+    Attributes:
+        series: every per-series column the outputs are projected from.
+        model_selection: `gold.model_selection` rows.
+        safety_stock: `gold.safety_stock` rows.
+        replenishment_plan: `gold.replenishment_plan` rows.
+    """
+
+    series: DataFrame
+    model_selection: DataFrame
+    safety_stock: DataFrame
+    replenishment_plan: DataFrame
+
+    def project(self, series: DataFrame) -> InventoryPlan:
+        """The same outputs projected from `series` (e.g. after persisting it)."""
+        return outputs_from_series(series)
+
+
+def service_class_maps(settings: InventoryConfig) -> dict[str, Sql]:
+    """Per-row service target, z = Φ⁻¹(target) and z of the default, looked up by `abc_xyz`.
+
+    The factors come from scipy on the driver (a handful of configured targets) as literal maps:
+    no join, and no approximation of Φ⁻¹ in SQL.
+    """
+    classes = sorted(settings.service_targets)
+    targets = {c: float(settings.service_targets[c]) for c in classes}
+    target_map = ", ".join(f"{literal(c)}, {literal(v)}" for c, v in targets.items())
+    factor_map = ", ".join(f"{literal(c)}, {literal(cycle_service_factor(v))}" for c, v in targets.items())
+    lookup = "element_at(map({entries}), `abc_xyz`)"
+    if not classes:
+        return {
+            "service_target": Sql(literal(settings.service_level)),
+            "cycle_factor": Sql(literal(cycle_service_factor(settings.service_level))),
+            "has_class_target": Sql("FALSE"),
+        }
+    return {
+        "service_target": sql(f"coalesce({lookup.format(entries=target_map)}, {literal(settings.service_level)})"),
+        "cycle_factor": sql(
+            f"coalesce({lookup.format(entries=factor_map)}, {literal(cycle_service_factor(settings.service_level))})"
+        ),
+        "has_class_target": sql(f"{lookup.format(entries=target_map)} IS NOT NULL"),
+    }
+
+
+def latest_inventory(inventory: DataFrame) -> DataFrame:
+    """The latest snapshot per series: on_hand, on_order, backorders, snapshot_date."""
+    require_columns(inventory, INVENTORY_COLUMNS, "inventory")
+    columns = {c: F.col(c) if c in inventory.columns else F.lit(None) for c in ("on_order", "backorders")}
+    snapshot_date = F.col("snapshot_date") if "snapshot_date" in inventory.columns else F.lit(None).cast("date")
+    snapshot = inventory.select(
+        *SERIES_KEYS,
+        F.col("on_hand").cast("double").alias("on_hand"),
+        columns["on_order"].cast("double").alias("on_order"),
+        columns["backorders"].cast("double").alias("backorders"),
+        snapshot_date.alias("snapshot_date"),
+    )
+    latest = snapshot.groupBy(*SERIES_KEYS).agg(
+        F.max_by(F.struct("on_hand", "on_order", "backorders", "snapshot_date"), F.col("snapshot_date")).alias("s")
+    )
+    return latest.select(*SERIES_KEYS, "s.*")
+
+
+def _optional(df: DataFrame, column: str, dtype: str = "double") -> Column:
+    return F.col(column).cast(dtype) if column in df.columns else F.lit(None).cast(dtype)
+
+
+def _supplier_terms(suppliers: DataFrame) -> DataFrame:
+    require_columns(suppliers, SUPPLIER_COLUMNS, "suppliers")
+    fields = ("lead_time_mean_days", "lead_time_std_days", "moq", "pack_size", "ordering_cost", "unit_cost")
+    return suppliers.select(
+        *SERIES_KEYS,
+        *[_optional(suppliers, c).alias(f"supplier_{c}") for c in fields],
+        F.lit(True).alias("has_supplier"),
+    ).dropDuplicates(list(SERIES_KEYS))
+
+
+def _product_terms(products: DataFrame) -> DataFrame:
+    require_columns(products, PRODUCT_COLUMNS, "products")
+    return products.select(
+        "sku",
+        _optional(products, "unit_cost").alias("product_unit_cost"),
+        _optional(products, "category", "string").alias("product_category"),
+    ).dropDuplicates(["sku"])
+
+
+def _profile_terms(profile: DataFrame, freq: str) -> DataFrame:
+    require_columns(profile, PROFILE_COLUMNS, "series_profile")
+    return profile.where(F.col("freq") == freq).select(
+        *SERIES_KEYS,
+        _optional(profile, "category", "string").alias("profile_category"),
+        "demand_class",
+        "abc_xyz",
+        F.lit(True).alias("has_profile"),
+    )
+
+
+def _valid(column: str, *, positive: bool = False) -> Sql:
+    """`column` when it holds a usable non-negative (or positive) number, else NULL."""
+    bound = "> 0" if positive else ">= 0"
+    return sql(f"CASE WHEN NOT isnan(`{column}`) AND `{column}` {bound} THEN `{column}` END")
+
+
+def _windowed_demand_rate(path: str, periods: str) -> Sql:
+    """Mean forecast per period over the first `periods` steps (fractional: the last step counts in part)."""
+    weight = f"least(greatest({periods} - (x.step - 1), 0D), 1D)"
+    return sql(
+        f"greatest(aggregate(`{path}`, named_struct('weight', 0D, 'demand', 0D), "
+        f"(acc, x) -> named_struct('weight', acc.weight + {weight}, 'demand', acc.demand + {weight} * x.yhat), "
+        "acc -> acc.demand / nullif(acc.weight, 0D)), 0D)"
+    )
+
+
+def _error_windows(path: str, length: str) -> Sql:
+    """Sorted sums of the backtest errors over every run of `length` consecutive steps within one fold."""
+    first, last = f"element_at(`{path}`, j)", f"element_at(`{path}`, j + {length} - 1)"
+    window = (
+        f"CASE WHEN j + {length} - 1 <= size(`{path}`) AND {first}.fold = {last}.fold "
+        f"AND {last}.step - {first}.step = {length} - 1 "
+        f"THEN aggregate(slice(`{path}`, j, {length}), 0D, (total, x) -> total + x.error) END"
+    )
+    starts = f"sequence(1, greatest(size(`{path}`) - {length} + 1, 1))"
+    return sql(f"array_sort(filter(transform({starts}, j -> {window}), w -> w IS NOT NULL))")
+
+
+def _empirical_quantile(samples: str, level: str) -> Sql:
+    """The `level`-quantile of sorted samples (the inverse of their empirical distribution function)."""
+    return sql(f"element_at(`{samples}`, CAST(greatest(ceil({level} * size(`{samples}`)), 1) AS INT))")
+
+
+def _empirical_fill_rate_quantity(samples: str, allowed_shortage: str) -> Sql:
+    """The smallest sorted sample x whose expected shortfall mean((e − x)⁺) is at most `allowed_shortage`."""
+    shortfall = f"aggregate(`{samples}`, 0D, (total, e) -> total + greatest(e - x, 0D)) / size(`{samples}`)"
+    return sql(
+        f"coalesce(element_at(filter(`{samples}`, x -> {shortfall} <= {allowed_shortage}), 1), "
+        f"element_at(`{samples}`, -1))"
+    )
+
+
+def plan_inventory(
+    forecast: DataFrame,
+    backtest: DataFrame,
+    profile: DataFrame,
+    suppliers: DataFrame,
+    inventory: DataFrame,
+    products: DataFrame,
+    settings: InventoryConfig,
+    stamp: RunStamp,
+) -> InventoryPlan:
+    """Model selection, safety stock and the replenishment plan for every series of a forecast run.
+
+    Args:
+        forecast: `gold.forecast` rows of ONE run (any number of models; one is chosen per series).
+        backtest: `gold.backtest_forecast` rows of the same run (may be empty: σ then comes from the
+            forecast intervals).
+        profile: `silver.series_profile` (demand_class, abc_xyz; category).
+        suppliers: `bronze.suppliers` (lead time mean / std in days, moq, pack_size, ordering_cost,
+            unit_cost; any may be missing).
+        inventory: `bronze.inventory` snapshots (the latest per series is used).
+        products: `bronze.products` (unit_cost and category fallbacks).
+        settings: the `inventory:` settings.
+        stamp: run metadata for the output rows.
+
+    Returns:
+        The per-series frame and the three gold outputs projected from it.
+    """
+    empirical = settings.intermittent_method == "empirical"
+    chosen = choose_forecasts(forecast, backtest, settings, keep_error_path=empirical)
+    series = (
+        chosen.join(_profile_terms(profile, settings.freq), list(SERIES_KEYS), "left")
+        .join(_supplier_terms(suppliers), list(SERIES_KEYS), "left")
+        .join(latest_inventory(inventory), list(SERIES_KEYS), "left")
+        .join(_product_terms(products), "sku", "left")
+    )
+    return outputs_from_series(policy_columns(series, settings, stamp))
+
+
+def _notes(*items: tuple[str, str]) -> Sql:
+    """`'; '`-joined messages whose conditions hold, NULL when none does."""
+    parts = ", ".join(f"CASE WHEN {condition} THEN {literal(message)} END" for condition, message in items)
+    return sql(f"nullif(concat_ws('; ', {parts}), '')")
+
+
+def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp) -> DataFrame:
+    """Add every policy quantity to the joined per-series frame (see the module docstring).
+
+    Each stage is one `selectExpr` of SQL text (built with `ops.SPARK`), so planning needs few JVM
+    calls whatever the size of the formulas.
+    """
+    period_days = settings.period_days
+    empirical = settings.intermittent_method == "empirical"
+    classes = service_class_maps(settings)
+    supplier = "`has_supplier` IS NOT NULL"
+    lead_time_days = _valid("supplier_lead_time_mean_days")
+    lead_time_std_days = _valid("supplier_lead_time_std_days")
+    moq = _valid("supplier_moq")
+    pack_size = _valid("supplier_pack_size", positive=True)
+    ordering_cost = _valid("supplier_ordering_cost")
+    unit_cost = sql(
+        f"coalesce({_valid('supplier_unit_cost', positive=True)}, {_valid('product_unit_cost', positive=True)})"
+    )
+    error_path = (
+        "chosen.error_path" if empirical else "CAST(NULL AS ARRAY<STRUCT<fold: INT, step: INT, error: DOUBLE>>)"
+    )
+    df = series.selectExpr(
+        f"{literal(stamp.run_id)} AS run_id",
+        f"CAST({literal(stamp.run_date.isoformat())} AS DATE) AS run_date",
+        f"{literal(settings.freq)} AS freq",
+        *SERIES_KEYS,
+        f"{literal(stamp.forecast_run_id)} AS forecast_run_id",
+        f"{literal(stamp.config_hash)} AS config_hash",
+        "chosen.model AS model",
+        "candidates",
+        "scored_candidates",
+        "candidate_scores",
+        "selection_method",
+        "reason",
+        "chosen.blend_weights AS blend_weights",
+        "CAST(chosen.backtest_periods AS BIGINT) AS backtest_periods",
+        f"{literal(settings.selection.metric)} AS selection_metric",
+        f"chosen.{settings.selection.metric} AS metric_value",
+        "chosen.rmse AS backtest_rmse",
+        "chosen.forecast_start AS forecast_start",
+        "chosen.horizon AS horizon",
+        "chosen.forecast_path AS forecast_path",
+        "chosen.horizon_demand_rate AS horizon_demand_rate",
+        "chosen.interval_error_std AS interval_error_std",
+        f"{error_path} AS error_path",
+        "coalesce(profile_category, product_category) AS category",
+        "demand_class",
+        "abc_xyz",
+        f"{literal(settings.service_measure)} AS service_measure",
+        classes["service_target"].alias("service_target"),
+        classes["cycle_factor"].alias("cycle_factor"),
+        sql(f"coalesce({lead_time_days}, {literal(settings.default_lead_time_days)})").alias("lead_time_days"),
+        sql(f"coalesce({lead_time_std_days}, {literal(settings.default_lead_time_std_days)})").alias(
+            "lead_time_std_days"
+        ),
+        f"{literal(settings.review_period_days)} AS review_period_days",
+        sql(f"coalesce({moq}, {literal(settings.default_moq)})").alias("moq"),
+        sql(f"coalesce({pack_size}, {literal(settings.default_pack_size)})").alias("pack_size"),
+        sql(f"coalesce({ordering_cost}, {literal(settings.ordering_cost)})").alias("ordering_cost"),
+        unit_cost.alias("unit_cost"),
+        "on_hand",
+        "on_order",
+        "backorders",
+        "snapshot_date",
+        _notes(
+            ("`has_profile` IS NULL", "no series profile: default service target"),
+            (
+                f"`has_profile` IS NOT NULL AND NOT {classes['has_class_target']}",
+                "class without a configured service target: default used",
+            ),
+            (f"NOT {supplier}", "no supplier row: default lead time, lead time std, MOQ, pack size, ordering cost"),
+            (f"{supplier} AND {lead_time_days} IS NULL", "lead time missing or invalid: default used"),
+            (f"{supplier} AND {lead_time_std_days} IS NULL", "lead time std missing or invalid: default used"),
+            (f"{supplier} AND {moq} IS NULL", "MOQ missing or invalid: default used"),
+            (f"{supplier} AND {pack_size} IS NULL", "pack size missing or invalid: default used"),
+            (f"{supplier} AND {ordering_cost} IS NULL", "ordering cost missing or invalid: default used"),
+            (f"{unit_cost} IS NULL", "no unit cost: EOQ not computed, lot size = review-period demand"),
+        ).alias("input_notes"),
+    )
+
+    # Periods of the planning frequency, the forecast demand rate and the forecast error.
+    lead_time, lead_time_std, review = col("lead_time_periods"), col("lead_time_std_periods"), col("review_periods")
+    enough = f"`backtest_periods` >= {settings.selection.min_backtest_periods} AND `backtest_rmse` IS NOT NULL"
+    df = df.selectExpr(
+        "*",
+        (col("lead_time_days") / period_days).alias("lead_time_periods"),
+        (col("lead_time_std_days") / period_days).alias("lead_time_std_periods"),
+        (col("review_period_days") / period_days).alias("review_periods"),
+    ).selectExpr(
+        "*",
+        _windowed_demand_rate("forecast_path", str(lead_time + review)).alias("demand_per_period"),
+        sql(
+            f"CASE WHEN {enough} THEN 'backtest_rmse' WHEN `interval_error_std` > 0 THEN 'forecast_interval' "
+            "ELSE 'poisson' END"
+        ).alias("error_std_source"),
+    )
+    d = col("demand_per_period")
+    eoq = formulas.economic_order_quantity(
+        col("horizon_demand_rate") * (DAYS_PER_YEAR / period_days),
+        col("ordering_cost"),
+        col("unit_cost") * settings.holding_cost_rate,
+        SPARK,
+    )
+    df = df.selectExpr(
+        "*",
+        sql(
+            "CASE `error_std_source` WHEN 'backtest_rmse' THEN `backtest_rmse` "
+            "WHEN 'forecast_interval' THEN `interval_error_std` ELSE sqrt(`demand_per_period`) END"
+        ).alias("forecast_error_std"),
+        eoq.alias("economic_order_quantity"),
+    ).selectExpr(
+        "*",
+        formulas.lot_size(
+            SPARK.fill_null(col("economic_order_quantity"), d * review), col("moq"), col("pack_size"), SPARK
+        ).alias("lot_size"),
+        formulas.demand_std(lead_time, col("forecast_error_std"), d, lead_time_std, SPARK).alias(
+            "lead_time_demand_std"
+        ),
+        formulas.demand_std(lead_time + review, col("forecast_error_std"), d, lead_time_std, SPARK).alias(
+            "protection_demand_std"
+        ),
+    )
+
+    # Safety factors of the normal model for the two protection intervals: L for (s, Q), R + L for (R, S).
+    if settings.service_measure == "cycle":
+        factor_lead = factor_protection = SPARK.maximum(col("cycle_factor"), 0.0)
+    else:
+        df = df.selectExpr(
+            "*",
+            formulas.fill_rate_loss_target(
+                col("service_target"), col("lot_size"), col("lead_time_demand_std"), SPARK
+            ).alias("loss_target_lead"),
+            formulas.fill_rate_loss_target(
+                col("service_target"), d * review, col("protection_demand_std"), SPARK
+            ).alias("loss_target_protection"),
+        )
+        factor_lead = formulas.fill_rate_safety_factor(col("loss_target_lead"), col("lead_time_demand_std"), SPARK)
+        factor_protection = formulas.fill_rate_safety_factor(
+            col("loss_target_protection"), col("protection_demand_std"), SPARK
+        )
+    df = df.selectExpr("*", factor_lead.alias("factor_lead"), factor_protection.alias("factor_protection"))
+    normal_lead = col("factor_lead") * col("lead_time_demand_std")
+    normal_protection = col("factor_protection") * col("protection_demand_std")
+
+    # Intermittent series: the empirical distribution of the chosen forecast's lead-time errors.
+    intermittent = sql(
+        f"coalesce(`demand_class` IN ({', '.join(literal(c) for c in settings.intermittent_classes)}), FALSE)"
+        if settings.intermittent_classes
+        else "FALSE"
+    )
+    if empirical:
+        df = df.selectExpr(
+            "*",
+            sql(f"CAST(greatest(round({lead_time}), 1) AS INT)").alias("window_lead"),
+            sql(f"CAST(greatest(round({lead_time + review}), 1) AS INT)").alias("window_protection"),
+        ).selectExpr(
+            "*",
+            sql(f"CASE WHEN {intermittent} THEN {_error_windows('error_path', '`window_lead`')} END").alias(
+                "windows_lead"
+            ),
+            sql(f"CASE WHEN {intermittent} THEN {_error_windows('error_path', '`window_protection`')} END").alias(
+                "windows_protection"
+            ),
+        )
+        minimum = settings.min_empirical_samples
+        df = df.selectExpr(
+            "*",
+            sql(
+                f"{intermittent} AND coalesce(size(`windows_lead`) >= {minimum} "
+                f"AND size(`windows_protection`) >= {minimum}, FALSE)"
+            ).alias("use_empirical"),
+        )
+        if settings.service_measure == "cycle":
+            demand_lead = _empirical_quantile("windows_lead", "`service_target`")
+            demand_protection = _empirical_quantile("windows_protection", "`service_target`")
+        else:
+            allowed = 1.0 - col("service_target")
+            demand_lead = _empirical_fill_rate_quantity("windows_lead", str(allowed * col("lot_size")))
+            demand_protection = _empirical_fill_rate_quantity("windows_protection", str(allowed * d * review))
+        # Lead-time variability joins the empirical demand term as an independent normal one.
+        lead_time_term = SPARK.maximum(col("cycle_factor"), 0.0) * d * lead_time_std
+
+        def combined(demand_part: Sql) -> Sql:
+            return SPARK.sqrt(SPARK.maximum(demand_part, 0.0) ** 2 + lead_time_term**2)
+
+        df = df.selectExpr(
+            "*",
+            SPARK.where(col("use_empirical"), combined(demand_lead), normal_lead).alias("safety_stock_continuous"),
+            SPARK.where(col("use_empirical"), combined(demand_protection), normal_protection).alias(
+                "safety_stock_periodic"
+            ),
+            sql("CASE WHEN `use_empirical` THEN size(`windows_protection`) END").alias("empirical_samples"),
+            sql(
+                f"CASE WHEN {intermittent} AND NOT `use_empirical` THEN "
+                f"'intermittent, fewer than {minimum} lead-time error windows: normal distribution used' END"
+            ).alias("empirical_note"),
+        )
+    else:
+        df = df.selectExpr(
+            "*",
+            "FALSE AS use_empirical",
+            normal_lead.alias("safety_stock_continuous"),
+            normal_protection.alias("safety_stock_periodic"),
+            "CAST(NULL AS INT) AS empirical_samples",
+            "CAST(NULL AS STRING) AS empirical_note",
+        )
+
+    # Levels, position and the order of the configured policy.
+    df = df.selectExpr(
+        "*",
+        formulas.reorder_point(d, lead_time, col("safety_stock_continuous")).alias("reorder_point"),
+        formulas.order_up_to_level(d, lead_time, review, col("safety_stock_periodic")).alias("order_up_to_level"),
+        formulas.inventory_position(col("on_hand"), col("on_order"), col("backorders"), SPARK).alias(
+            "inventory_position"
+        ),
+    )
+    if settings.policy == "periodic":
+        raw_order = formulas.periodic_order(col("order_up_to_level"), col("inventory_position"), SPARK)
+        ordering, not_ordering = "position below order-up-to level", "position at or above order-up-to level"
+        safety_stock, factor = "safety_stock_periodic", "factor_protection"
+        protection_days = col("lead_time_days") + col("review_period_days")
+    else:
+        raw_order = formulas.continuous_order(col("reorder_point"), col("lot_size"), col("inventory_position"), SPARK)
+        ordering, not_ordering = "position at or below reorder point", "position above reorder point"
+        safety_stock, factor = "safety_stock_continuous", "factor_lead"
+        protection_days = col("lead_time_days")
+    order_quantity = formulas.round_order(raw_order, col("moq"), col("pack_size"), SPARK)
+    df = df.selectExpr(
+        "*",
+        f"{literal(settings.policy)} AS policy",
+        f"`{safety_stock}` AS safety_stock",
+        protection_days.alias("protection_days"),
+        "CASE WHEN `use_empirical` THEN 'empirical' ELSE 'normal' END AS distribution",
+        f"CASE WHEN NOT `use_empirical` THEN `{factor}` END AS safety_factor",
+        (d * lead_time).alias("lead_time_demand"),
+        sql(f"CASE WHEN `inventory_position` IS NOT NULL THEN {order_quantity} END").alias("order_quantity"),
+    )
+    return df.selectExpr(
+        "*",
+        (col("order_quantity") * col("unit_cost")).alias("order_value"),
+        sql(
+            "CASE WHEN `inventory_position` IS NULL THEN 'no inventory snapshot: no order computed' "
+            f"WHEN `order_quantity` > 0 THEN '{ordering}' ELSE '{not_ordering}' END"
+        ).alias("order_reason"),
+        sql(
+            "nullif(concat_ws('; ', `input_notes`, `empirical_note`, "
+            "CASE WHEN `error_std_source` <> 'backtest_rmse' "
+            "THEN concat('forecast error std from ', `error_std_source`) END), '')"
+        ).alias("notes"),
+    )
+
+
+def outputs_from_series(series: DataFrame) -> InventoryPlan:
+    """Project the three gold outputs, with their documented schemas, from the per-series frame."""
+    return InventoryPlan(
+        series=series,
+        model_selection=conform(series.withColumn("selected_model", F.col("model")), MODEL_SELECTION_SCHEMA),
+        safety_stock=conform(series, SAFETY_STOCK_SCHEMA),
+        replenishment_plan=conform(series, REPLENISHMENT_PLAN_SCHEMA),
+    )

@@ -1,0 +1,384 @@
+"""The inventory job's library on tiny hand-made inputs whose every number can be worked out by hand.
+
+Series (location L1; backtests: 3 folds of 28 daily steps; forecasts: 28 steps):
+
+* A, class AX: two candidates, both forecasting 10 a day. In the backtest `good` misses the actuals
+  by +1, -1, +1, ... (RMSE 1), `bad` by -2, +2, ... (RMSE 2, opposite sign). Lead time 4 ± 1 days,
+  MOQ 10, packs of 12, ordering cost 20, unit cost 5; latest snapshot: 50 on hand, 20 on order, 5
+  backordered.
+* B, class BY: one model, 5 a day, misses ±1; no supplier row and no inventory snapshot (defaults).
+* C, class CX: no demand at all; 3 units backordered.
+* D, class CZ, intermittent: forecast 0.5 a day; the backtest misses by 10 on step 5 of each fold, by
+  0 elsewhere, so lead-time error windows have a known distribution.
+* E, class AY: no backtest rows; the forecast's 80 % interval implies σ = 3; the supplier row has an
+  invalid lead time (-3) and pack size (0).
+* F: not in the series profile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import brentq
+
+from replenish.errors import ValidationError
+from replenish.inventory import formulas
+from replenish.inventory.accuracy import forecast_accuracy
+from replenish.inventory.distributions import cycle_service_factor, inverse_normal_loss, normal_loss
+from replenish.inventory.ops import NUMPY, SPARK, col
+from replenish.inventory.policy import RunStamp, plan_inventory
+from replenish.inventory.schemas import (
+    MODEL_SELECTION_SCHEMA,
+    REPLENISHMENT_PLAN_SCHEMA,
+    SAFETY_STOCK_SCHEMA,
+)
+from replenish.inventory.settings import InventoryConfig, SelectionConfig
+
+pytestmark = pytest.mark.spark
+
+FORECAST_START = dt.date(2024, 3, 1)
+FOLDS = 3
+HORIZON = 28
+Z80 = 1.2815515655446004
+STAMP = RunStamp("inventory-run", dt.date(2024, 2, 29), "cfg", "forecast-run")
+
+FORECAST_SCHEMA = (
+    "run_id string, run_date date, freq string, sku string, location string, model string, date date, step int, "
+    "yhat double, yhat_lo_80 double, yhat_hi_80 double, yhat_lo_95 double, yhat_hi_95 double"
+)
+BACKTEST_SCHEMA = (
+    "run_id string, run_date date, freq string, sku string, location string, model string, fold int, "
+    "cutoff date, date date, step int, y double, yhat double"
+)
+PROFILE_SCHEMA = "freq string, sku string, location string, category string, demand_class string, abc_xyz string"
+SUPPLIER_SCHEMA = (
+    "sku string, location string, supplier_id string, lead_time_mean_days double, lead_time_std_days double, "
+    "moq double, pack_size double, ordering_cost double, unit_cost double"
+)
+INVENTORY_SCHEMA = "sku string, location string, snapshot_date date, on_hand double, on_order double, backorders double"
+PRODUCT_SCHEMA = "sku string, category string, unit_cost double"
+
+FORECASTS = {"A": {"good": 10.0, "bad": 10.0}, "B": {"good": 5.0}, "C": {"good": 0.0}, "D": {"good": 0.5}}
+FORECASTS |= {"E": {"good": 4.0}, "F": {"good": 2.0}}
+
+
+def backtest_error(sku: str, model: str, step: int) -> float:
+    sign = 1.0 if step % 2 else -1.0
+    if sku == "A":
+        return sign if model == "good" else -2.0 * sign
+    if sku in ("B", "F"):
+        return sign
+    if sku == "D":
+        return 10.0 if step == 5 else 0.0
+    return 0.0
+
+
+def forecast_rows() -> list[tuple]:
+    rows = []
+    for sku, models in FORECASTS.items():
+        for model, level in models.items():
+            sigma = 3.0 if sku == "E" else 1.0
+            for step in range(1, HORIZON + 1):
+                half = Z80 * sigma
+                rows.append(
+                    (
+                        "forecast-run",
+                        dt.date(2024, 2, 29),
+                        "D",
+                        sku,
+                        "L1",
+                        model,
+                        FORECAST_START + dt.timedelta(days=step - 1),
+                        step,
+                        level,
+                        level - half,
+                        level + half,
+                        level - 2 * half,
+                        level + 2 * half,
+                    )
+                )
+    return rows
+
+
+def backtest_rows() -> list[tuple]:
+    rows = []
+    for sku, models in FORECASTS.items():
+        if sku == "E":
+            continue
+        for model, level in models.items():
+            for fold in range(1, FOLDS + 1):
+                cutoff = FORECAST_START - dt.timedelta(days=HORIZON * (FOLDS - fold + 1))
+                for step in range(1, HORIZON + 1):
+                    # The actual is the same for every model; each model's prediction misses it by its error.
+                    y = level + (10.0 if sku == "D" and step == 5 else 0.0)
+                    yhat = y - backtest_error(sku, model, step)
+                    rows.append(
+                        (
+                            "forecast-run",
+                            dt.date(2024, 2, 29),
+                            "D",
+                            sku,
+                            "L1",
+                            model,
+                            fold,
+                            cutoff,
+                            cutoff + dt.timedelta(days=step - 1),
+                            step,
+                            y,
+                            yhat,
+                        )
+                    )
+    return rows
+
+
+def inputs(spark) -> dict:
+    return {
+        "forecast": spark.createDataFrame(forecast_rows(), FORECAST_SCHEMA),
+        "backtest": spark.createDataFrame(backtest_rows(), BACKTEST_SCHEMA),
+        "profile": spark.createDataFrame(
+            [
+                ("D", "A", "L1", "toys", "smooth", "AX"),
+                ("D", "B", "L1", "toys", "smooth", "BY"),
+                ("D", "C", "L1", "books", "no_demand", "CX"),
+                ("D", "D", "L1", "books", "intermittent", "CZ"),
+                ("D", "E", "L1", "books", "smooth", "AY"),
+                ("W", "F", "L1", "books", "smooth", "AX"),  # another frequency: F has no daily profile
+            ],
+            PROFILE_SCHEMA,
+        ),
+        "suppliers": spark.createDataFrame(
+            [
+                ("A", "L1", "s1", 4.0, 1.0, 10.0, 12.0, 20.0, 5.0),
+                ("C", "L1", "s1", 4.0, 1.0, 0.0, 1.0, 20.0, 2.0),
+                ("D", "L1", "s1", 4.0, 1.0, 0.0, 1.0, 20.0, 2.0),
+                ("E", "L1", "s2", -3.0, 1.0, 0.0, 0.0, 20.0, None),
+                ("F", "L1", "s2", 7.0, 0.0, 0.0, 1.0, 20.0, 1.0),
+            ],
+            SUPPLIER_SCHEMA,
+        ),
+        "inventory": spark.createDataFrame(
+            [
+                ("A", "L1", dt.date(2024, 2, 20), 999.0, 0.0, 0.0),  # older snapshot: ignored
+                ("A", "L1", dt.date(2024, 2, 28), 50.0, 20.0, 5.0),
+                ("C", "L1", dt.date(2024, 2, 28), 0.0, 0.0, 3.0),
+                ("D", "L1", dt.date(2024, 2, 28), 0.0, None, None),
+                ("E", "L1", dt.date(2024, 2, 28), 100.0, 0.0, 0.0),
+                ("F", "L1", dt.date(2024, 2, 28), 0.0, 0.0, 0.0),
+            ],
+            INVENTORY_SCHEMA,
+        ),
+        "products": spark.createDataFrame(
+            [("A", "toys", 5.0), ("B", "toys", 3.0), ("E", "books", 8.0), ("F", "books", 1.0)], PRODUCT_SCHEMA
+        ),
+    }
+
+
+def run_plan(spark, settings: InventoryConfig) -> dict[str, pd.DataFrame]:
+    plan = plan_inventory(**inputs(spark), settings=settings, stamp=STAMP)
+    series = plan.series.cache()
+    try:
+        frames = {
+            "selection": plan.project(series).model_selection.toPandas(),
+            "safety": plan.project(series).safety_stock.toPandas(),
+            "plan": plan.project(series).replenishment_plan.toPandas(),
+        }
+    finally:
+        series.unpersist()
+    return {name: frame.set_index("sku", drop=False) for name, frame in frames.items()}
+
+
+@pytest.fixture(scope="module")
+def cycle_plan(spark) -> dict[str, pd.DataFrame]:
+    return run_plan(spark, InventoryConfig())
+
+
+@pytest.fixture(scope="module")
+def fill_rate_blend_plan(spark) -> dict[str, pd.DataFrame]:
+    settings = InventoryConfig(service_measure="fill_rate", selection=SelectionConfig(method="blend"))
+    return run_plan(spark, settings)
+
+
+def test_sql_formulas_agree_with_numpy(spark) -> None:
+    cases = pd.DataFrame(
+        {
+            "periods": [4.0, 11.0, 0.5, 7.0],
+            "sigma": [1.0, 2.5, 0.0, 3.0],
+            "rate": [10.0, 0.0, 3.0, 5.0],
+            "lead_std": [1.0, 2.0, 0.0, 0.5],
+            "loss": [0.05, 1e-9, 0.5, 0.2],
+            "quantity": [66.64, 0.0, 23.0, 10.000000001],
+            "moq": [10.0, 5.0, 30.0, 0.0],
+            "pack": [12.0, 1.0, 12.0, 5.0],
+            "position": [-20.0, 5.0, 100.0, 12.0],
+        }
+    )
+    expressions = {
+        "std": lambda o, c: formulas.demand_std(c("periods"), c("sigma"), c("rate"), c("lead_std"), o),
+        "k": lambda o, c: inverse_normal_loss(c("loss"), o),
+        "eoq": lambda o, c: formulas.economic_order_quantity(c("rate") * 365.25, 50.0, c("pack"), o),
+        "rounded": lambda o, c: formulas.round_order(c("quantity"), c("moq"), c("pack"), o),
+        "continuous": lambda o, c: formulas.continuous_order(c("periods") * 10.0, c("pack"), c("position"), o),
+        "periodic": lambda o, c: formulas.periodic_order(c("periods") * 10.0, c("position"), o),
+    }
+    frame = spark.createDataFrame(cases)
+    got = frame.selectExpr(*[build(SPARK, col).alias(name) for name, build in expressions.items()]).toPandas()
+    for name, build in expressions.items():
+        expected = build(NUMPY, lambda c: cases[c].to_numpy())
+        assert got[name].to_numpy() == pytest.approx(np.asarray(expected, dtype=float), abs=1e-9), name
+
+
+def test_outputs_follow_the_documented_schemas(cycle_plan) -> None:
+    assert list(cycle_plan["selection"].columns) == MODEL_SELECTION_SCHEMA.fieldNames()
+    assert list(cycle_plan["safety"].columns) == SAFETY_STOCK_SCHEMA.fieldNames()
+    assert list(cycle_plan["plan"].columns) == REPLENISHMENT_PLAN_SCHEMA.fieldNames()
+    assert sorted(cycle_plan["plan"]["sku"]) == ["A", "B", "C", "D", "E", "F"]
+    assert set(cycle_plan["plan"]["run_id"]) == {"inventory-run"}
+    assert set(cycle_plan["plan"]["forecast_run_id"]) == {"forecast-run"}
+
+
+def test_the_lowest_backtest_error_wins_and_the_reason_says_so(cycle_plan) -> None:
+    a = cycle_plan["selection"].loc["A"]
+    assert a["selected_model"] == "good"
+    assert a["selection_method"] == "best"
+    assert a["metric_value"] == pytest.approx(1.0)
+    assert a["backtest_periods"] == FOLDS * HORIZON
+    assert json.loads(a["candidate_scores"]) == pytest.approx({"good": 1.0, "bad": 2.0})
+    assert a["reason"].startswith("lowest backtest rmse of 2 scored candidate(s)")
+
+
+def test_safety_stock_and_levels_for_a_smooth_series(cycle_plan) -> None:
+    z = cycle_service_factor(0.98)
+    safety, plan = cycle_plan["safety"].loc["A"], cycle_plan["plan"].loc["A"]
+    assert safety["forecast_error_std"] == pytest.approx(1.0)
+    assert safety["error_std_source"] == "backtest_rmse"
+    assert safety["distribution"] == "normal"
+    assert safety["safety_factor"] == pytest.approx(z)
+    # σ over R + L = 7 + 4 days: √(11·1² + 10²·1²); over L: √(4 + 100).
+    assert safety["safety_stock_periodic"] == pytest.approx(z * math.sqrt(111.0))
+    assert safety["safety_stock_continuous"] == pytest.approx(z * math.sqrt(104.0))
+    assert plan["reorder_point"] == pytest.approx(40.0 + z * math.sqrt(104.0))
+    assert plan["order_up_to_level"] == pytest.approx(110.0 + z * math.sqrt(111.0))
+    # EOQ = √(2 · 3652.5 · 20 / 1.25) = 341.9, rounded up to packs of 12.
+    assert plan["economic_order_quantity"] == pytest.approx(math.sqrt(2 * 3652.5 * 20 / 1.25))
+    assert plan["lot_size"] == 348.0
+    # Position 50 + 20 - 5 = 65 (the latest snapshot); S - 65 = 66.6 → 6 packs of 12.
+    assert plan["inventory_position"] == 65.0
+    assert plan["order_quantity"] == 72.0
+    assert plan["order_value"] == 360.0
+    assert plan["order_reason"] == "position below order-up-to level"
+    assert plan["notes"] is None
+
+
+def test_defaults_when_supplier_and_snapshot_are_missing(cycle_plan) -> None:
+    safety, plan = cycle_plan["safety"].loc["B"], cycle_plan["plan"].loc["B"]
+    assert safety["lead_time_days"] == 7.0 and safety["lead_time_std_days"] == 2.0
+    assert safety["safety_stock_periodic"] == pytest.approx(cycle_service_factor(0.95) * math.sqrt(14 + 25 * 4))
+    assert "no supplier row" in plan["notes"]
+    assert plan["unit_cost"] == 3.0  # from bronze.products
+    assert math.isnan(plan["order_quantity"])
+    assert plan["order_reason"] == "no inventory snapshot: no order computed"
+
+
+def test_zero_demand_orders_only_the_backorders(cycle_plan) -> None:
+    safety, plan = cycle_plan["safety"].loc["C"], cycle_plan["plan"].loc["C"]
+    assert safety["safety_stock"] == 0.0
+    assert plan["order_up_to_level"] == 0.0
+    assert plan["inventory_position"] == -3.0
+    assert plan["order_quantity"] == 3.0
+
+
+def test_intermittent_series_use_the_empirical_lead_time_errors(cycle_plan) -> None:
+    safety = cycle_plan["safety"].loc["D"]
+    assert safety["distribution"] == "empirical"
+    # 11-day windows: 18 per fold, 5 of them hold the miss of 10; the 90 % quantile of the 54 is 10.
+    assert safety["empirical_samples"] == 54
+    lead_time_term = cycle_service_factor(0.90) * 0.5 * 1.0
+    assert safety["safety_stock_periodic"] == pytest.approx(math.hypot(10.0, lead_time_term))
+    assert safety["safety_stock_continuous"] == pytest.approx(math.hypot(10.0, lead_time_term))
+    assert math.isnan(safety["safety_factor"])
+
+
+def test_forecast_intervals_size_the_stock_without_backtests(cycle_plan) -> None:
+    selection, safety, plan = (cycle_plan[k].loc["E"] for k in ("selection", "safety", "plan"))
+    assert selection["selection_method"] == "fallback"
+    assert selection["candidate_scores"] is None
+    assert safety["error_std_source"] == "forecast_interval"
+    assert safety["forecast_error_std"] == pytest.approx(3.0)
+    assert safety["lead_time_days"] == 7.0  # -3 is not a lead time
+    assert "lead time missing or invalid" in plan["notes"]
+    assert "pack size missing or invalid" in plan["notes"]
+    assert plan["pack_size"] == 1.0
+    assert plan["unit_cost"] == 8.0
+
+
+def test_a_series_without_profile_gets_the_default_target(cycle_plan) -> None:
+    safety = cycle_plan["safety"].loc["F"]
+    assert safety["service_target"] == 0.95
+    assert "no series profile" in safety["notes"]
+
+
+def test_fill_rate_factor_solves_the_loss_equation(fill_rate_blend_plan) -> None:
+    safety = fill_rate_blend_plan["safety"].loc["B"]
+    sigma = math.sqrt(14 + 25 * 4)
+    loss = (1 - 0.95) * 5.0 * 7.0 / sigma
+    k = brentq(lambda x: float(normal_loss(x)) - loss, 0.0, 8.0)
+    assert safety["service_measure"] == "fill_rate"
+    assert safety["safety_factor"] == pytest.approx(k, abs=1e-4)
+    assert safety["safety_stock_periodic"] == pytest.approx(k * sigma, abs=1e-3)
+
+
+def test_fill_rate_met_by_the_lot_size_alone_needs_no_safety_stock(fill_rate_blend_plan) -> None:
+    # (s, Q): G(k) = 0.02 · 348 / √104 is above G(0), so k = 0.
+    assert fill_rate_blend_plan["safety"].loc["A"]["safety_stock_continuous"] == 0.0
+
+
+def test_fill_rate_for_intermittent_series_uses_the_empirical_shortfall(fill_rate_blend_plan) -> None:
+    # Allowed shortfall 0.1 · 0.5 · 7 = 0.35 a cycle: only a buffer of 10 gets the mean shortfall below it.
+    safety = fill_rate_blend_plan["safety"].loc["D"]
+    assert safety["distribution"] == "empirical"
+    assert safety["safety_stock_periodic"] == pytest.approx(math.hypot(10.0, cycle_service_factor(0.90) * 0.5))
+
+
+def test_blend_wins_when_errors_cancel(fill_rate_blend_plan) -> None:
+    selection = fill_rate_blend_plan["selection"].loc["A"]
+    # Inverse-MSE weights 0.8 / 0.2 turn errors +1 and -2 into 0.8 - 0.4 = 0.4.
+    assert selection["selected_model"] == "blend"
+    assert selection["selection_method"] == "blend"
+    assert json.loads(selection["blend_weights"]) == pytest.approx({"bad": 0.2, "good": 0.8})
+    assert selection["metric_value"] == pytest.approx(0.4)
+    assert fill_rate_blend_plan["safety"].loc["A"]["forecast_error_std"] == pytest.approx(0.4)
+    assert fill_rate_blend_plan["selection"].loc["B"]["selected_model"] == "good"  # one model: no blend
+
+
+def test_missing_columns_are_named(spark) -> None:
+    data = inputs(spark)
+    data["forecast"] = data["forecast"].drop("yhat")
+    with pytest.raises(ValidationError, match=r"forecast lacks column.*yhat"):
+        plan_inventory(**data, settings=InventoryConfig(), stamp=STAMP)
+
+
+def test_forecast_accuracy_rolls_up_by_dimension(spark, cycle_plan) -> None:
+    metrics = spark.createDataFrame(
+        [
+            ("D", "A", "L1", "good", 1, 0.5, 0.1, 0.0, 1.0, 0.8, 0.9),
+            ("D", "A", "L1", "good", 2, 0.7, 0.1, 0.0, 1.0, 0.8, 0.9),
+            ("D", "A", "L1", "bad", 1, 1.0, 0.2, 0.0, 2.0, 0.5, 0.7),
+            ("D", "B", "L1", "good", 1, float("nan"), 0.3, 0.1, 1.0, 0.8, 1.0),
+        ],
+        "freq string, sku string, location string, model string, fold int, mase double, wape double, "
+        "bias double, rmse double, coverage_80 double, coverage_95 double",
+    )
+    selection = spark.createDataFrame(cycle_plan["selection"][["sku", "location", "selected_model"]])
+    profile = inputs(spark)["profile"]
+    rows = forecast_accuracy(metrics, selection, profile, dataclasses.replace(InventoryConfig()), STAMP).toPandas()
+    total = rows[(rows["dimension"] == "total") & (rows["model"] == "good")].iloc[0]
+    assert total["series"] == 2 and total["folds"] == 3
+    assert total["mase"] == pytest.approx(0.6)  # A's mean 0.6; B's NaN is left out
+    selected = rows[(rows["dimension"] == "abc_xyz") & (rows["model"] == "selected")]
+    assert dict(zip(selected["dimension_value"], selected["mase"], strict=True)) == pytest.approx({"AX": 0.6})

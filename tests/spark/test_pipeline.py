@@ -1,0 +1,88 @@
+"""The whole pipeline on small generated data: every job, the tables it leaves, and who can read them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, QueryBuilder
+
+from replenish.io.bi import duckdb_connect
+from replenish.io.lake import Lake
+from replenish_jobs import ingest, run_all
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+SCALE = [
+    "--set", "generate.skus=24", "--set", "generate.locations=3", "--set", "generate.days=420",
+    "--set", "generate.users=60", "--set", "generate.start=2024-01-01", "--set", "forecast.horizon=14",
+]
+EXPECTED_TABLES = {
+    "bronze.sales", "bronze.products", "bronze.locations", "bronze.interactions", "bronze.suppliers",
+    "bronze.inventory", "quarantine.sales", "silver.demand", "silver.series_profile", "gold.forecast",
+    "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry", "gold.model_selection",
+    "gold.safety_stock", "gold.replenishment_plan", "gold.forecast_accuracy", "gold.inventory_simulation",
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline(spark, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("pipeline")
+    lake_root, raw = root / "lakehouse", root / "raw"
+    argv = ["--lake", str(lake_root), "--data", str(raw), "--run-date", "2025-03-01", *SCALE]
+    assert run_all.main(argv, spark=spark) == 0
+    return {"lake": Lake(spark, str(lake_root)), "raw": raw, "root": root}
+
+
+def test_every_table_is_written(pipeline: dict) -> None:
+    lake: Lake = pipeline["lake"]
+    missing = {name for name in EXPECTED_TABLES if not lake.exists(name)}
+    assert not missing
+    assert all(lake.describe(name)["rows"] > 0 for name in EXPECTED_TABLES)
+    assert (pipeline["lake"].root + "/report.html") and Path(pipeline["lake"].root, "report.html").stat().st_size > 0
+
+
+def test_gold_tables_read_alike_in_spark_delta_rs_and_duckdb(pipeline: dict) -> None:
+    lake: Lake = pipeline["lake"]
+    con = duckdb_connect(lake.root)
+    for name in ("gold.forecast", "gold.replenishment_plan", "silver.demand"):
+        spark_rows = lake.read(name).count()
+        delta_rows = pa.table(
+            QueryBuilder().register("t", DeltaTable(lake.path(name))).execute("SELECT count(*) AS n FROM t")
+        ).to_pylist()[0]["n"]
+        duckdb_rows = con.sql(f"SELECT count(*) FROM {name.replace('.', '_')}").fetchone()[0]
+        assert spark_rows == delta_rows == duckdb_rows > 0, name
+
+
+def test_forecasts_cover_every_series_with_ordered_intervals(pipeline: dict) -> None:
+    lake: Lake = pipeline["lake"]
+    forecast = lake.read("gold.forecast")
+    series = lake.read("silver.series_profile").select("sku", "location").distinct().count()
+    assert forecast.select("sku", "location").distinct().count() == series
+    broken = forecast.where(
+        "NOT (yhat_lo_95 <= yhat_lo_80 AND yhat_lo_80 <= yhat AND yhat <= yhat_hi_80 AND yhat_hi_80 <= yhat_hi_95)"
+    )
+    assert broken.count() == 0
+    assert lake.read("gold.replenishment_plan").select("sku", "location").distinct().count() == series
+
+
+def test_reingesting_the_same_files_adds_nothing(pipeline: dict, spark, capsys) -> None:
+    lake: Lake = pipeline["lake"]
+    before = {name: lake.version(name) for name in ("bronze.sales", "quarantine.sales")}
+    assert ingest.main(["--all", str(pipeline["raw"]), "--lake", lake.root], spark=spark) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert json.dumps(summary).count('"added_to_bronze": 0') >= 1
+    assert {name: lake.version(name) for name in before} == before
+
+
+def test_the_results_notebook_runs_against_the_lake(pipeline: dict, spark, monkeypatch) -> None:
+    source = (NOTEBOOKS / "02_explore_results.py").read_text()
+    cells = [cell for cell in source.split("# COMMAND ----------") if "# MAGIC %pip" not in cell]
+    monkeypatch.chdir(pipeline["root"])  # the notebook's local default is ./lakehouse
+    namespace: dict = {"__name__": "notebook"}
+    for cell in cells:
+        exec(compile(cell, "02_explore_results.py", "exec"), namespace)
+    assert namespace["accuracy"].count() > 0

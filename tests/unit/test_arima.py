@@ -1,0 +1,150 @@
+"""ARIMA on known processes: order and coefficient recovery, interval coverage, warm refits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from replenish.forecast.models import Arima, ArimaOrders, FitError
+from replenish.forecast.settings import ArimaSettings
+
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def arma(n: int, *, phi: tuple[float, ...] = (), theta: tuple[float, ...] = (), seed: int = 0) -> np.ndarray:
+    """A stationary ARMA process around 10 (the first 200 values are dropped as burn-in)."""
+    rng = np.random.default_rng(seed)
+    shocks = rng.normal(0.0, 1.0, n + 200)
+    values = np.zeros(n + 200)
+    for t in range(values.size):
+        values[t] = shocks[t]
+        values[t] += sum(p * values[t - i - 1] for i, p in enumerate(phi) if t > i)
+        values[t] += sum(q * shocks[t - i - 1] for i, q in enumerate(theta) if t > i)
+    return values[200:] + 10.0
+
+
+def seasonal_ma(n: int, *, theta: float = -0.6, season: int = 7, seed: int = 0) -> np.ndarray:
+    """y_t = y_{t-7} + e_t + theta e_{t-7}: a weekly pattern that drifts, ARIMA(0,0,0)(0,1,1)[7]."""
+    rng = np.random.default_rng(seed)
+    shocks = rng.normal(0.0, 1.0, n)
+    values = np.array([5.0, 3.0, 0.0, 1.0, 2.0, 8.0, 9.0] * (n // season + 1))[:n] + 50.0
+    for t in range(season, n):
+        values[t] = values[t - season] + shocks[t] + theta * shocks[t - season]
+    return values
+
+
+# Exact likelihood for every candidate: order recovery is a property of the search, tested without
+# the CSS shortcut the production default takes for speed.
+# Stationary processes are searched without differencing, so the test is about p and q alone.
+EXACT = ArimaSettings(approximation=False)
+STATIONARY = ArimaSettings(approximation=False, max_d=0)
+
+
+def _orders(make, season: int = 1, settings: ArimaSettings = EXACT) -> list[ArimaOrders]:
+    return [Arima(season_length=season, settings=settings).fit(make(seed)).orders_ for seed in SEEDS]
+
+
+def test_search_recovers_ar1_order() -> None:
+    found = _orders(lambda seed: arma(300, phi=(0.6,), seed=seed), settings=STATIONARY)
+    assert sum(orders.order == (1, 0, 0) for orders in found) >= 3, found
+
+
+def test_search_recovers_ma1_order() -> None:
+    found = _orders(lambda seed: arma(300, theta=(0.5,), seed=seed), settings=STATIONARY)
+    assert sum(orders.order == (0, 0, 1) for orders in found) >= 3, found
+
+
+def test_search_recovers_seasonal_ma_order() -> None:
+    found = _orders(lambda seed: seasonal_ma(210, seed=seed), season=7)
+    assert all(orders.season_length == 7 for orders in found)
+    assert sum(orders.seasonal_order == (0, 1, 1) for orders in found) >= 4, found
+    assert sum(orders.order == (0, 0, 0) and orders.seasonal_order == (0, 1, 1) for orders in found) >= 3, found
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fixed_orders_recover_coefficients(seed: int) -> None:
+    orders = ArimaOrders(order=(1, 0, 0), include_mean=True)
+    model = Arima(orders=orders).fit(arma(400, phi=(0.6,), seed=seed))
+    coefficients = model.params()["coef"]
+    assert coefficients["ar1"] == pytest.approx(0.6, abs=0.1)
+    assert coefficients["intercept"] == pytest.approx(10.0, abs=0.4)
+
+
+def test_seasonal_ma_coefficient_is_recovered() -> None:
+    orders = ArimaOrders(order=(0, 0, 0), seasonal_order=(0, 1, 1), season_length=7, include_mean=False)
+    estimates = [Arima(orders=orders).fit(seasonal_ma(350, seed=seed)).params()["coef"]["sma1"] for seed in SEEDS]
+    assert np.mean(estimates) == pytest.approx(-0.6, abs=0.1)
+
+
+def test_intervals_cover_at_their_nominal_rate() -> None:
+    """Fit the true AR(1) on 80 simulated series and score the 8-step intervals against the truth."""
+    orders = ArimaOrders(order=(1, 0, 0), include_mean=True)
+    horizon = 8
+    inside = {80: [], 95: []}
+    for seed in range(80):
+        series = arma(150 + horizon, phi=(0.6,), seed=1000 + seed)
+        forecast = Arima(orders=orders).fit(series[:-horizon]).predict(horizon)
+        truth = series[-horizon:]
+        for level in (80, 95):
+            inside[level].append((truth >= forecast[f"lo_{level}"]) & (truth <= forecast[f"hi_{level}"]))
+    coverage = {level: float(np.mean(hits)) for level, hits in inside.items()}
+    assert coverage[80] == pytest.approx(0.80, abs=0.07)
+    assert coverage[95] == pytest.approx(0.95, abs=0.04)
+
+
+def test_frozen_model_keeps_orders_and_reestimates_parameters() -> None:
+    first = Arima(season_length=1).fit(arma(300, phi=(0.6,), seed=0))
+    refit = first.frozen().fit(arma(300, phi=(0.6,), seed=9))
+    assert refit.orders_ == first.orders_
+    assert refit.params()["selection"] == "reuse"
+    assert refit.params()["coef"] != first.params()["coef"]
+
+
+def test_orders_round_trip_through_registry_json() -> None:
+    orders = ArimaOrders(order=(2, 1, 1), seasonal_order=(0, 1, 1), season_length=7, regressors=("promo",))
+    assert ArimaOrders.from_dict(json.loads(json.dumps(orders.to_dict()))) == orders
+    assert orders.describe() == "ARIMA(2,1,1)(0,1,1)[7]"
+    with pytest.raises(ValueError, match="malformed"):
+        ArimaOrders.from_dict({"order": [1, 0]})
+
+
+def test_regressor_effect_is_estimated_and_used_in_the_forecast() -> None:
+    rng = np.random.default_rng(3)
+    n = 300
+    promo = (rng.random(n + 10) < 0.15).astype(float)
+    demand = 20.0 + 8.0 * promo + rng.normal(0.0, 1.0, n + 10)
+    settings = ArimaSettings(regressors=("promo",))
+    model = Arima(settings=settings, regressor_names=("promo",)).fit(demand[:n], promo[:n, None])
+    assert model.orders_.regressors == ("promo",)
+    assert model.params()["coef"]["ex_1"] == pytest.approx(8.0, abs=0.5)
+    future = np.array([[1.0], [0.0]])
+    forecast = model.predict(2, future)
+    assert forecast["mean"][0] - forecast["mean"][1] == pytest.approx(8.0, abs=1.0)
+
+
+def test_constant_regressor_is_dropped_for_that_fit() -> None:
+    y = arma(200, phi=(0.5,), seed=1)
+    model = Arima(regressor_names=("promo",)).fit(y, np.zeros((200, 1)))
+    assert model.orders_.regressors == ()
+    assert np.all(np.isfinite(model.predict(3, np.zeros((3, 1)))["mean"]))
+
+
+def test_forecasts_are_non_negative_with_nested_intervals() -> None:
+    y = np.clip(arma(200, phi=(0.3,), seed=2) - 9.5, 0, None)  # demand near zero
+    forecast = Arima().fit(y).predict(10)
+    assert np.all(forecast["lo_95"] >= 0)
+    assert np.all(forecast["lo_95"] <= forecast["lo_80"])
+    assert np.all(forecast["lo_80"] <= forecast["mean"])
+    assert np.all(forecast["mean"] <= forecast["hi_80"])
+    assert np.all(forecast["hi_80"] <= forecast["hi_95"])
+
+
+def test_bad_input_raises_fit_error_with_a_reason() -> None:
+    with pytest.raises(FitError, match="at least 4 periods"):
+        Arima().fit(np.array([1.0, 2.0]))
+    with pytest.raises(FitError, match="NaN"):
+        Arima().fit(np.array([1.0, np.nan, 2.0, 3.0, 4.0]))
+    with pytest.raises(FitError, match="too few"):
+        Arima(orders=ArimaOrders(order=(0, 0, 0), seasonal_order=(0, 1, 1), season_length=52)).fit(np.ones(30))

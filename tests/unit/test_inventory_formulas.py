@@ -1,0 +1,154 @@
+"""Inventory formulas on numpy, against hand-computed cases (the Spark twins are checked in tests/spark)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from replenish.inventory import formulas
+from replenish.inventory.distributions import (
+    LOSS_AT_ZERO,
+    cycle_service_factor,
+    inverse_normal_loss,
+    normal_loss,
+)
+from replenish.inventory.ops import NUMPY, SPARK, Sql, col, literal
+
+
+def test_normal_loss_matches_the_textbook_table() -> None:
+    # Silver, Pyke & Thomas, table of G(k): G(0) = 0.3989, G(1) = 0.0833, G(2) = 0.00849.
+    assert normal_loss([0.0, 1.0, 2.0]) == pytest.approx([0.3989, 0.0833, 0.00849], abs=5e-5)
+
+
+def test_cycle_service_factor_is_the_normal_quantile() -> None:
+    assert cycle_service_factor(0.95) == pytest.approx(1.6449, abs=1e-4)
+    assert cycle_service_factor(0.5) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="service level"):
+        cycle_service_factor(1.0)
+
+
+def test_inverse_normal_loss_hand_cases() -> None:
+    # G(k) = 0.05 at k = 1.2556 and 0.01 at k = 1.9384 (solved by hand with the table, refined by brentq).
+    assert inverse_normal_loss(np.array([0.05, 0.01]), NUMPY) == pytest.approx([1.2556, 1.9384], abs=1e-4)
+
+
+def test_inverse_normal_loss_inverts_normal_loss_everywhere() -> None:
+    targets = np.logspace(-12, math.log10(LOSS_AT_ZERO) - 1e-9, 400)
+    expected = np.array([brentq(lambda k, t=t: float(normal_loss(k)) - t, -1.0, 10.0, xtol=1e-13) for t in targets])
+    assert np.max(np.abs(inverse_normal_loss(targets, NUMPY) - expected)) < 1e-5
+
+
+def test_inverse_normal_loss_edges() -> None:
+    result = inverse_normal_loss(np.array([LOSS_AT_ZERO, 0.7, 0.0, -1.0, np.nan]), NUMPY)
+    assert result[:2].tolist() == [0.0, 0.0]  # the cycle quantity alone meets the fill rate: no safety stock
+    assert np.isnan(result[2:]).all()  # a 100 % fill rate has no finite factor
+
+
+def test_demand_std_combines_forecast_error_and_lead_time_spread() -> None:
+    # √(9·2² + 10²·1.5²) = √(36 + 225) = √261
+    assert formulas.demand_std(9.0, 2.0, 10.0, 1.5, NUMPY) == pytest.approx(math.sqrt(261.0))
+
+
+def test_safety_stock_with_fixed_lead_time_is_z_sigma_sqrt_lead_time() -> None:
+    # σ_L = 0: SS = z·σ·√L, the day-one baseline formula.
+    std = formulas.demand_std(4.0, 3.0, 25.0, 0.0, NUMPY)
+    assert std == pytest.approx(6.0)
+    assert formulas.cycle_safety_stock(cycle_service_factor(0.95), std, NUMPY) == pytest.approx(1.644854 * 6.0)
+
+
+def test_zero_demand_needs_no_stock_and_orders_only_backorders() -> None:
+    std = formulas.demand_std(7.0, 0.0, 0.0, 2.0, NUMPY)
+    safety_stock = formulas.cycle_safety_stock(2.0, std, NUMPY)
+    assert safety_stock == 0.0
+    level = formulas.order_up_to_level(0.0, 7.0, 7.0, safety_stock)
+    assert formulas.periodic_order(level, 0.0, NUMPY) == 0.0
+    assert formulas.periodic_order(level, -3.0, NUMPY) == 3.0  # three units backordered
+    reorder_point = formulas.reorder_point(0.0, 7.0, safety_stock)
+    assert formulas.continuous_order(reorder_point, 5.0, 0.0, NUMPY) == 0.0
+    assert formulas.continuous_order(reorder_point, 5.0, -3.0, NUMPY) == 5.0
+
+
+def test_a_negative_cycle_factor_gives_no_safety_stock() -> None:
+    assert formulas.cycle_safety_stock(-0.5, 10.0, NUMPY) == 0.0
+
+
+def test_fill_rate_factor_round_trips_to_the_target_fill_rate() -> None:
+    # Q = 500 units per cycle, σ = 100, β = 0.99: G(k) = 0.01·500/100 = 0.05, k = 1.2556.
+    target = formulas.fill_rate_loss_target(0.99, 500.0, 100.0, NUMPY)
+    assert target == pytest.approx(0.05)
+    k = formulas.fill_rate_safety_factor(target, 100.0, NUMPY)
+    assert k == pytest.approx(1.2556, abs=1e-4)
+    assert 1.0 - 100.0 * normal_loss(k) / 500.0 == pytest.approx(0.99, abs=1e-6)
+
+
+def test_fill_rate_factor_without_spread_is_zero() -> None:
+    target = formulas.fill_rate_loss_target(0.99, 500.0, 0.0, NUMPY)
+    assert np.isnan(target)
+    assert formulas.fill_rate_safety_factor(target, 0.0, NUMPY) == 0.0
+
+
+def test_levels() -> None:
+    assert formulas.reorder_point(12.0, 5.0, 20.0) == 80.0
+    assert formulas.order_up_to_level(12.0, 5.0, 7.0, 30.0) == 174.0
+
+
+def test_economic_order_quantity() -> None:
+    # D = 1200 / year, K = 50 per order, h = 25 % of 20 = 5 per unit-year: √(2·1200·50/5) = √24000.
+    assert formulas.economic_order_quantity(1200.0, 50.0, 5.0, NUMPY) == pytest.approx(math.sqrt(24000.0))
+    assert np.isnan(formulas.economic_order_quantity(1200.0, 50.0, 0.0, NUMPY))
+    assert np.isnan(formulas.economic_order_quantity(1200.0, 50.0, np.nan, NUMPY))
+    assert formulas.economic_order_quantity(0.0, 50.0, 5.0, NUMPY) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("quantity", "moq", "pack_size", "expected"),
+    [
+        (23.0, 30.0, 12.0, 36.0),  # raised to the MOQ, then to whole packs
+        (37.0, 10.0, 12.0, 48.0),  # rounded up, never down
+        (24.000000001, 0.0, 12.0, 24.0),  # floating-point noise is not a fresh pack
+        (24.0, 0.0, 12.0, 24.0),
+        (0.4, 0.0, 1.0, 1.0),
+        (0.0, 30.0, 12.0, 0.0),  # no need, no order, whatever the MOQ
+        (-5.0, 30.0, 12.0, 0.0),
+    ],
+)
+def test_round_order(quantity: float, moq: float, pack_size: float, expected: float) -> None:
+    assert formulas.round_order(quantity, moq, pack_size, NUMPY) == expected
+
+
+def test_lot_size_is_at_least_one_pack() -> None:
+    assert formulas.lot_size(0.0, 0.0, 6.0, NUMPY) == 6.0
+    assert formulas.lot_size(154.9, 100.0, 12.0, NUMPY) == 156.0
+
+
+def test_inventory_position_with_backorders_can_be_negative() -> None:
+    assert formulas.inventory_position(0.0, 10.0, 30.0, NUMPY) == -20.0
+    assert formulas.inventory_position(5.0, np.nan, np.nan, NUMPY) == 5.0
+
+
+def test_periodic_order_from_a_negative_position() -> None:
+    assert formulas.periodic_order(200.0, -30.0, NUMPY) == 230.0
+    assert formulas.periodic_order(200.0, 250.0, NUMPY) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("position", "expected"),
+    [(80.0, 50.0), (99.9, 50.0), (100.0, 50.0), (100.1, 0.0), (150.0, 0.0), (-60.0, 200.0), (-50.0, 200.0)],
+)
+def test_continuous_order_orders_enough_lots_to_rise_above_the_reorder_point(position: float, expected: float) -> None:
+    quantity = formulas.continuous_order(100.0, 50.0, position, NUMPY)
+    assert quantity == expected
+    if quantity:
+        assert position + quantity > 100.0
+
+
+def test_sql_text_is_built_without_spark() -> None:
+    expression = formulas.demand_std(col("lead_time"), col("sigma"), 10.0, 0.5, SPARK)
+    assert isinstance(expression, Sql)
+    assert str(expression) == "sqrt(((`lead_time` * power(`sigma`, 2)) + 25.0D))"
+    assert literal(1.5) == "1.5D"  # a bare 1.5 would be a DECIMAL in Spark SQL
+    assert literal("it's") == "'it\\'s'"
+    assert literal(float("nan")) == "CAST('NaN' AS DOUBLE)"
