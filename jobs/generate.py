@@ -4,8 +4,9 @@ Writes one folder per entity under --out (CSV with a header row, or Parquet), wi
 raw input files in docs/tables.md, ready for `replenish ingest`. The data are a deterministic function
 of the seed and the scale: seasonality, trend, prices and promotions, holidays, intermittent slow
 movers, mid-period launches, censored stockout spells, latent user tastes behind the interactions,
-and (in CSV) a small share of bad sales rows for the quarantine. Defaults: the `generate:` section
-of the profile (about 1,000 SKUs x 10 locations x 3 years of days).
+and a small share of bad sales rows for the quarantine (in CSV also unparseable dates and
+quantities). Defaults: the `generate:` section of the profile (about 1,000 SKUs x 10 locations x
+3 years of days). Columns beyond the contract: products.demand_profile, the generating truth.
 
 Example:
   replenish generate --skus 200 --locations 5 --days 365 --out ./data/raw --format parquet
@@ -18,6 +19,9 @@ import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
+
+from pyspark.sql import Observation
+from pyspark.sql import functions as F
 
 from replenish import config
 from replenish.data.generate import GeneratorConfig, generate_dataset
@@ -56,18 +60,16 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for entity, frame in frames.items():
         path = f"{out}/{entity}"
+        # The row count is observed while writing: a second pass over the data would cost as much.
+        observation = Observation(entity)
+        writer = frame.observe(observation, F.count(F.lit(1)).alias("rows")).write.mode("overwrite")
         if cfg.format == "csv":
-            (
-                frame.write.mode("overwrite")
-                .option("header", True)
-                .option("dateFormat", "yyyy-MM-dd")
-                .option("timestampFormat", "yyyy-MM-dd HH:mm:ss")
-                .csv(path)
-            )
-            counts[entity] = ctx.spark.read.option("header", True).csv(path).count()
+            writer.option("header", True).option("dateFormat", "yyyy-MM-dd").option(
+                "timestampFormat", "yyyy-MM-dd HH:mm:ss"
+            ).csv(path)
         else:
-            frame.write.mode("overwrite").parquet(path)
-            counts[entity] = ctx.spark.read.parquet(path).count()
+            writer.parquet(path)
+        counts[entity] = int(observation.get["rows"])
         log.info("generate: wrote %d %s rows to %s", counts[entity], entity, path)
     return {
         "out": out,

@@ -18,11 +18,12 @@ from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
+
 from replenish import config
 from replenish.errors import ValidationError
 from replenish.features.settings import FREQUENCIES, FeaturesConfig
 from replenish.inventory.accuracy import forecast_accuracy
-from replenish.inventory.policy import RunStamp, outputs_from_series, plan_inventory
+from replenish.inventory.policy import RunStamp, output_columns, outputs_from_series, plan_inventory
 from replenish.inventory.runs import latest_run_id
 from replenish.inventory.settings import InventoryConfig
 from replenish.runtime import JobContext, job_main
@@ -83,7 +84,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         stamp,
     )
     # Three tables are projections of one per-series frame: compute it once.
-    series = plan.series.persist(StorageLevel.MEMORY_AND_DISK)
+    series = output_columns(plan.series).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         outputs = outputs_from_series(series)
         accuracy = forecast_accuracy(metrics, outputs.model_selection, read("silver.series_profile"), settings, stamp)

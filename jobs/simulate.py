@@ -20,6 +20,7 @@ from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
+
 from replenish.errors import ValidationError
 from replenish.features.settings import FREQUENCIES
 from replenish.inventory.holdout import compare_with_naive, holdout_periods, replay_holdout, summarize_simulation

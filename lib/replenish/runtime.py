@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from replenish import config
 from replenish.errors import ReplenishError
@@ -25,6 +25,12 @@ log = logging.getLogger("replenish")
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 RunJob = Callable[["JobContext", argparse.Namespace], dict[str, Any]]
+
+
+class JobMain(Protocol):
+    """`main(argv=None, *, spark=None) -> exit code` of a job module."""
+
+    def __call__(self, argv: Sequence[str] | None = None, *, spark: Any = None) -> int: ...
 
 
 @dataclass
@@ -118,7 +124,7 @@ def configure_logging(verbose: bool = False) -> None:
 
 def job_main(
     name: str, description: str | None, add_arguments: AddArguments, run: RunJob
-) -> Callable[[Sequence[str] | None], int]:
+) -> JobMain:
     """Build the `main(argv)` of a job module: parse, open the context, run, print a summary."""
 
     def main(argv: Sequence[str] | None = None, *, spark: Any = None) -> int:

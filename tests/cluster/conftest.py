@@ -110,8 +110,16 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
     spark_class = str(home / "bin" / "spark-class")
     processes = [
         _start(
-            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-             "--webui-port", str(web_port)],
+            [
+                spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(web_port),
+            ],
             base / "master.log",
             env,
         )
@@ -121,9 +129,21 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
         for index in range(WORKERS):
             processes.append(
                 _start(
-                    [spark_class, "org.apache.spark.deploy.worker.Worker", cluster.master_url, "--host", "127.0.0.1",
-                     "--cores", "1", "--memory", "1536m", "--webui-port", str(_free_port()),
-                     "--work-dir", str(base / f"work-{index}")],
+                    [
+                        spark_class,
+                        "org.apache.spark.deploy.worker.Worker",
+                        cluster.master_url,
+                        "--host",
+                        "127.0.0.1",
+                        "--cores",
+                        "1",
+                        "--memory",
+                        "1536m",
+                        "--webui-port",
+                        str(_free_port()),
+                        "--work-dir",
+                        str(base / f"work-{index}"),
+                    ],
                     base / f"worker-{index}.log",
                     env,
                 )

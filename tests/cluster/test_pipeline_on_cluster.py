@@ -23,13 +23,17 @@ def _summary(stdout: str) -> dict:
     return json.loads(lines[-1])
 
 
-def test_ingest_features_forecast_inventory_on_a_standalone_cluster(
-    standalone_cluster, tmp_path: Path
-) -> None:
+def test_ingest_features_forecast_inventory_on_a_standalone_cluster(standalone_cluster, tmp_path: Path) -> None:
     lake, raw = tmp_path / "lakehouse", tmp_path / "raw"
     common = [
-        "--lake", str(lake), "--profile", "cluster", "--run-date", "2025-06-01",
-        "--set", "spark.conf.spark.sql.shuffle.partitions=4",
+        "--lake",
+        str(lake),
+        "--profile",
+        "cluster",
+        "--run-date",
+        "2025-06-01",
+        "--set",
+        "spark.conf.spark.sql.shuffle.partitions=4",
     ]
     generated = standalone_cluster.submit(
         JOBS / "generate.py",
@@ -45,9 +49,7 @@ def test_ingest_features_forecast_inventory_on_a_standalone_cluster(
 
     sales = _sql(f"{lake}/bronze/sales", "SELECT count(*) AS n, count(DISTINCT sku) AS skus FROM t")[0]
     assert sales["n"] > 0 and sales["skus"] > 1
-    series = _sql(
-        f"{lake}/silver/series_profile", "SELECT count(*) AS n FROM t WHERE freq = 'W'"
-    )[0]["n"]
+    series = _sql(f"{lake}/silver/series_profile", "SELECT count(*) AS n FROM t WHERE freq = 'W'")[0]["n"]
     assert series > 0
     forecast = _sql(
         f"{lake}/gold/forecast",

@@ -12,9 +12,12 @@ from pyspark.sql import functions as F
 
 from replenish.forecast import TABLE_COLUMNS, backtest_metrics
 from replenish.forecast.synthetic import synthetic_demand
+from replenish.io.lake import Lake
 from replenish_jobs import forecast, forecast_arima
 
 pytestmark = pytest.mark.spark
+
+SEED = 3  # gives two smooth series, one intermittent, one that never sells
 
 SETTINGS = [
     "--set",
@@ -29,9 +32,13 @@ SETTINGS = [
 
 
 def _write_inputs(spark, lake) -> pd.DataFrame:
-    """Six daily series: smooth, intermittent, never sold and recently launched, with a profile."""
-    panel = synthetic_demand(6, 100, seed=11, intermittent_share=0.34, zero_share=0.17).drop(columns="true_demand")
-    panel.loc[panel["sku"].eq("SKU00001") & panel["location"].eq("L01"), "kind"] = "new"
+    """Four daily series: smooth, intermittent, never sold and recently launched, with a profile."""
+    panel = synthetic_demand(4, 100, seed=SEED, intermittent_share=0.25, zero_share=0.25).drop(columns="true_demand")
+    kinds = panel.groupby(["sku", "location"])["kind"].first()
+    smooth = kinds[kinds == "smooth"].index
+    assert len(smooth) >= 2, kinds  # one stays smooth, one is declared new
+    new_sku, new_location = smooth[-1]
+    panel.loc[panel["sku"].eq(new_sku) & panel["location"].eq(new_location), "kind"] = "new"
     lake.write(spark.createDataFrame(panel.drop(columns="kind")), "silver.demand", mode="overwrite")
     classes = {"smooth": "smooth", "intermittent": "intermittent", "zero": "no_demand", "new": "smooth"}
     profile = (
@@ -49,70 +56,80 @@ def _run(job, lake, run_id: str, day: str, *extra: str) -> None:
     assert job.main(argv, spark=lake.spark) == 0
 
 
-def test_forecast_job_writes_the_four_tables_and_warm_starts(spark, lake) -> None:
+@pytest.fixture(scope="module")
+def two_runs(spark, tmp_path_factory):
+    """A cold `forecast` run, then the next night's warm `forecast-arima` run with a shorter horizon."""
+    lake = Lake(spark, str(tmp_path_factory.mktemp("forecast") / "lakehouse"))
     panel = _write_inputs(spark, lake)
-    n_series = panel.groupby(["sku", "location"]).ngroups
     _run(forecast, lake, "run-1", "2024-05-01")
+    _run(forecast_arima, lake, "run-2", "2024-05-02", "--horizon", "3")
+    return lake, panel
 
-    tables = {name: lake.read(name) for name in TABLE_COLUMNS}
+
+def _of_run(lake, name: str, run_id: str) -> pd.DataFrame:
+    return lake.read(name).where(F.col("run_id") == run_id).toPandas()
+
+
+def test_forecast_job_writes_the_four_tables(two_runs) -> None:
+    lake, panel = two_runs
+    n_series = panel.groupby(["sku", "location"]).ngroups
     for name, columns in TABLE_COLUMNS.items():
-        assert tuple(tables[name].columns) == columns, name
+        assert tuple(lake.read(name).columns) == columns, name
 
-    registry = tables["gold.model_registry"].toPandas()
-    assert registry["run_id"].eq("run-1").all() and registry["status"].isin(["ok", "fallback"]).all()
-    assert set(registry.groupby(["sku", "location"]).size()) <= {1, 2}
+    registry = _of_run(lake, "gold.model_registry", "run-1")
+    assert registry["status"].isin(["ok", "fallback"]).all()
     assert registry.groupby(["sku", "location"]).ngroups == n_series
+    assert not registry.duplicated(["sku", "location", "model"]).any()
     assert {"seasonal_naive", "arima", "zero", "recent_mean"} <= set(registry["model"])
     lineage = json.loads(registry["input_versions"].iat[0])
-    assert lineage["silver.demand"] == lake.version("silver.demand")
+    assert lineage["silver.demand"] == 0 and lineage["silver.series_profile"] == 0
     assert lineage["gold.model_registry"] is None
     assert registry["config_hash"].str.len().eq(12).all()
 
-    forecasts = tables["gold.forecast"].toPandas()
+    forecasts = _of_run(lake, "gold.forecast", "run-1")
     assert len(forecasts) == len(registry) * 7
     assert (forecasts["run_date"] == dt.date(2024, 5, 1)).all()
     assert forecasts["date"].min() == panel["date"].max() + dt.timedelta(days=1)
     ordered = forecasts[["yhat_lo_95", "yhat_lo_80", "yhat", "yhat_hi_80", "yhat_hi_95"]].to_numpy()
     assert (ordered[:, 0] >= 0).all() and (np.diff(ordered, axis=1) >= -1e-9).all()
 
-    backtest = tables["gold.forecast_backtest"].toPandas()
+    backtest = _of_run(lake, "gold.forecast_backtest", "run-1")
     assert set(backtest["fold"]) == {1, 2} and (backtest["horizon"] == 7).all()
-    assert len(tables["gold.backtest_forecast"].toPandas()) == len(backtest) * 7
+    assert len(_of_run(lake, "gold.backtest_forecast", "run-1")) == len(backtest) * 7
 
-    # the next night: stored ARIMA orders are reused, then a forced full search
-    _run(forecast, lake, "run-2", "2024-05-02")
-    _run(forecast, lake, "run-3", "2024-05-02", "--full-search")
-    arima = (
-        lake.read("gold.model_registry")
-        .where(F.col("model") == "arima")
-        .select("run_id", "params", "reason", F.get_json_object("params", "$.selection").alias("selection"))
-        .toPandas()
-        .set_index("run_id")
+
+def test_next_run_reuses_the_stored_arima_orders(two_runs) -> None:
+    lake, _ = two_runs
+    registry = lake.read("gold.model_registry").select(
+        "run_id", "model", "reason", "input_versions", F.get_json_object("params", "$.selection").alias("selection")
     )
+    arima = registry.where(F.col("model") == "arima").toPandas().set_index("run_id")
     assert (arima.loc[["run-1"], "selection"] == "search").all()
     assert (arima.loc[["run-2"], "selection"] == "warm").all()
     assert arima.loc[["run-2"], "reason"].str.contains("warm start").all()
-    assert (arima.loc[["run-3"], "selection"] == "search").all()
-    run_2 = lake.read("gold.model_registry").where(F.col("run_id") == "run-2").select("input_versions").first()[0]
-    assert json.loads(run_2)["gold.model_registry"] is not None
+    second = registry.where(F.col("run_id") == "run-2").toPandas()
+    assert "seasonal_naive" not in set(second["model"])  # forecast-arima: the routed model only
+    assert json.loads(second["input_versions"].iat[0])["gold.model_registry"] is not None
+    assert _of_run(lake, "gold.forecast", "run-2")["step"].max() == 3
 
 
-def test_backtest_metrics_rescore_the_written_rows_identically(spark, lake) -> None:
-    _write_inputs(spark, lake)
-    _run(forecast, lake, "run-1", "2024-05-01", "--model", "baseline")
-    written = lake.read("gold.forecast_backtest").toPandas()
-    rescored = backtest_metrics(lake.read("gold.backtest_forecast")).toPandas()
+def test_backtest_metrics_rescore_the_written_rows_identically(two_runs) -> None:
+    lake, _ = two_runs
+    written = _of_run(lake, "gold.forecast_backtest", "run-1")
+    rescored = backtest_metrics(lake.read("gold.backtest_forecast").where(F.col("run_id") == "run-1")).toPandas()
     keys = ["sku", "location", "model", "fold"]
     merged = written.merge(rescored, on=keys, suffixes=("", "_again"))
     assert len(merged) == len(written) > 0
     for metric in ("mase", "wape", "bias", "rmse", "coverage_80", "coverage_95"):
         np.testing.assert_allclose(merged[metric], merged[f"{metric}_again"], equal_nan=True)
-    assert set(written["model"]) == {"seasonal_naive"}
 
 
-def test_arima_entry_point_fits_only_the_routed_model(spark, lake) -> None:
-    _write_inputs(spark, lake)
-    _run(forecast_arima, lake, "run-a", "2024-05-01", "--horizon", "3")
-    models = lake.read("gold.model_registry").select("model").distinct().toPandas()["model"]
-    assert "seasonal_naive" not in set(models) and "arima" in set(models)
-    assert lake.read("gold.forecast").agg(F.max("step")).first()[0] == 3
+def test_full_search_option_turns_the_warm_start_off() -> None:
+    from replenish import config
+    from replenish.forecast import ForecastConfig
+    from replenish.runtime import build_parser
+
+    args = build_parser("forecast", "", forecast.add_arguments).parse_args(["--full-search", "--model", "arima"])
+    cfg = config.section(config.load("local"), "forecast", ForecastConfig)
+    assert cfg.plan("D", model=args.model, full_search=args.full_search).warm_start is False
+    assert cfg.plan("D").warm_start is True

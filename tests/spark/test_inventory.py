@@ -246,28 +246,34 @@ def test_the_lowest_backtest_error_wins_and_the_reason_says_so(cycle_plan) -> No
     a = cycle_plan["selection"].loc["A"]
     assert a["selected_model"] == "good"
     assert a["selection_method"] == "best"
-    assert a["metric_value"] == pytest.approx(1.0)
+    assert a["selection_metric"] == "lead_time_rmse"
+    # The error summed over R + L = 11 days: √(11·σ_u²), σ_u² = 84/81 (good) or 4·84/81 (bad).
+    good, bad = math.sqrt(11 * 84 / 81), math.sqrt(11 * 4 * 84 / 81)
+    assert a["metric_value"] == pytest.approx(good)
     assert a["backtest_periods"] == FOLDS * HORIZON
-    assert json.loads(a["candidate_scores"]) == pytest.approx({"good": 1.0, "bad": 2.0})
-    assert a["reason"].startswith("lowest backtest rmse of 2 scored candidate(s)")
+    assert json.loads(a["candidate_scores"]) == pytest.approx({"good": good, "bad": bad})
+    assert a["reason"].startswith("lowest backtest lead_time_rmse of 2 scored candidate(s): good 3.378, bad 6.755")
 
 
 def test_safety_stock_and_levels_for_a_smooth_series(cycle_plan) -> None:
     z = cycle_service_factor(0.98)
     safety, plan = cycle_plan["safety"].loc["A"], cycle_plan["plan"].loc["A"]
-    assert safety["forecast_error_std"] == pytest.approx(1.0)
-    assert safety["error_std_source"] == "backtest_rmse"
+    # Errors ±1 around a fold mean of 0: within-fold variance 84 / 81 (3 folds, n - 1 each), no level error.
+    assert safety["forecast_error_std"] == pytest.approx(math.sqrt(84 / 81))
+    assert safety["level_error_std"] == 0.0
+    assert safety["error_std_source"] == "backtest"
     assert safety["distribution"] == "normal"
     assert safety["safety_factor"] == pytest.approx(z)
-    # σ over R + L = 7 + 4 days: √(11·1² + 10²·1²); over L: √(4 + 100).
-    assert safety["safety_stock_periodic"] == pytest.approx(z * math.sqrt(111.0))
-    assert safety["safety_stock_continuous"] == pytest.approx(z * math.sqrt(104.0))
-    assert plan["reorder_point"] == pytest.approx(40.0 + z * math.sqrt(104.0))
-    assert plan["order_up_to_level"] == pytest.approx(110.0 + z * math.sqrt(111.0))
+    # σ over R + L = 7 + 4 days: √(11·σ_d² + 10²·1²); over L: √(4·σ_d² + 100).
+    variance = 84 / 81
+    assert safety["safety_stock_periodic"] == pytest.approx(z * math.sqrt(11 * variance + 100))
+    assert safety["safety_stock_continuous"] == pytest.approx(z * math.sqrt(4 * variance + 100))
+    assert plan["reorder_point"] == pytest.approx(40.0 + z * math.sqrt(4 * variance + 100))
+    assert plan["order_up_to_level"] == pytest.approx(110.0 + z * math.sqrt(11 * variance + 100))
     # EOQ = √(2 · 3652.5 · 20 / 1.25) = 341.9, rounded up to packs of 12.
     assert plan["economic_order_quantity"] == pytest.approx(math.sqrt(2 * 3652.5 * 20 / 1.25))
     assert plan["lot_size"] == 348.0
-    # Position 50 + 20 - 5 = 65 (the latest snapshot); S - 65 = 66.6 → 6 packs of 12.
+    # Position 50 + 20 - 5 = 65 (the latest snapshot); S - 65 = 66.7 → 6 packs of 12.
     assert plan["inventory_position"] == 65.0
     assert plan["order_quantity"] == 72.0
     assert plan["order_value"] == 360.0
@@ -278,7 +284,9 @@ def test_safety_stock_and_levels_for_a_smooth_series(cycle_plan) -> None:
 def test_defaults_when_supplier_and_snapshot_are_missing(cycle_plan) -> None:
     safety, plan = cycle_plan["safety"].loc["B"], cycle_plan["plan"].loc["B"]
     assert safety["lead_time_days"] == 7.0 and safety["lead_time_std_days"] == 2.0
-    assert safety["safety_stock_periodic"] == pytest.approx(cycle_service_factor(0.95) * math.sqrt(14 + 25 * 4))
+    assert safety["safety_stock_periodic"] == pytest.approx(
+        cycle_service_factor(0.95) * math.sqrt(14 * 84 / 81 + 25 * 4)
+    )
     assert "no supplier row" in plan["notes"]
     assert plan["unit_cost"] == 3.0  # from bronze.products
     assert math.isnan(plan["order_quantity"])
@@ -296,6 +304,7 @@ def test_zero_demand_orders_only_the_backorders(cycle_plan) -> None:
 def test_intermittent_series_use_the_empirical_lead_time_errors(cycle_plan) -> None:
     safety = cycle_plan["safety"].loc["D"]
     assert safety["distribution"] == "empirical"
+    assert safety["level_error_std"] == pytest.approx(0.0, abs=1e-6)  # one miss a fold is noise, not level
     # 11-day windows: 18 per fold, 5 of them hold the miss of 10; the 90 % quantile of the 54 is 10.
     assert safety["empirical_samples"] == 54
     lead_time_term = cycle_service_factor(0.90) * 0.5 * 1.0
@@ -325,7 +334,7 @@ def test_a_series_without_profile_gets_the_default_target(cycle_plan) -> None:
 
 def test_fill_rate_factor_solves_the_loss_equation(fill_rate_blend_plan) -> None:
     safety = fill_rate_blend_plan["safety"].loc["B"]
-    sigma = math.sqrt(14 + 25 * 4)
+    sigma = math.sqrt(14 * 84 / 81 + 25 * 4)
     loss = (1 - 0.95) * 5.0 * 7.0 / sigma
     k = brentq(lambda x: float(normal_loss(x)) - loss, 0.0, 8.0)
     assert safety["service_measure"] == "fill_rate"
@@ -334,7 +343,7 @@ def test_fill_rate_factor_solves_the_loss_equation(fill_rate_blend_plan) -> None
 
 
 def test_fill_rate_met_by_the_lot_size_alone_needs_no_safety_stock(fill_rate_blend_plan) -> None:
-    # (s, Q): G(k) = 0.02 · 348 / √104 is above G(0), so k = 0.
+    # (s, Q): G(k) = 0.02 · 348 / 10.2 is above G(0), so k = 0.
     assert fill_rate_blend_plan["safety"].loc["A"]["safety_stock_continuous"] == 0.0
 
 
@@ -351,8 +360,8 @@ def test_blend_wins_when_errors_cancel(fill_rate_blend_plan) -> None:
     assert selection["selected_model"] == "blend"
     assert selection["selection_method"] == "blend"
     assert json.loads(selection["blend_weights"]) == pytest.approx({"bad": 0.2, "good": 0.8})
-    assert selection["metric_value"] == pytest.approx(0.4)
-    assert fill_rate_blend_plan["safety"].loc["A"]["forecast_error_std"] == pytest.approx(0.4)
+    assert selection["metric_value"] == pytest.approx(0.4 * math.sqrt(11 * 84 / 81))
+    assert fill_rate_blend_plan["safety"].loc["A"]["forecast_error_std"] == pytest.approx(0.4 * math.sqrt(84 / 81))
     assert fill_rate_blend_plan["selection"].loc["B"]["selected_model"] == "good"  # one model: no blend
 
 
@@ -380,5 +389,6 @@ def test_forecast_accuracy_rolls_up_by_dimension(spark, cycle_plan) -> None:
     total = rows[(rows["dimension"] == "total") & (rows["model"] == "good")].iloc[0]
     assert total["series"] == 2 and total["folds"] == 3
     assert total["mase"] == pytest.approx(0.6)  # A's mean 0.6; B's NaN is left out
-    selected = rows[(rows["dimension"] == "abc_xyz") & (rows["model"] == "selected")]
-    assert dict(zip(selected["dimension_value"], selected["mase"], strict=True)) == pytest.approx({"AX": 0.6})
+    selected = rows[(rows["dimension"] == "abc_xyz") & (rows["model"] == "selected")].set_index("dimension_value")
+    assert selected.loc["AX", "mase"] == pytest.approx(0.6)
+    assert math.isnan(selected.loc["BY", "mase"])  # B's only MASE is undefined

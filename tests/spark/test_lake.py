@@ -194,13 +194,13 @@ def test_a_writer_killed_during_the_commit_phase_leaves_the_table_at_its_previou
     lake: Lake, spark, tmp_path: Path
 ) -> None:
     events = TableSpec("test.events", partition_by=("day",), keys=("id",))
-    rows = spark.range(0, 100).select(F.col("id"), F.expr("date_add(date'2024-01-01', cast(id % 3 as int))").alias("day"))
+    rows = spark.range(0, 100).select(
+        F.col("id"), F.expr("date_add(date'2024-01-01', cast(id % 3 as int))").alias("day")
+    )
     lake.write(rows, events)
     marker = tmp_path / "committing"
     script = tmp_path / "writer.py"
-    script.write_text(
-        KILLED_WRITER.format(tests=str(Path(__file__).parents[1]), root=lake.root, marker=str(marker))
-    )
+    script.write_text(KILLED_WRITER.format(tests=str(Path(__file__).parents[1]), root=lake.root, marker=str(marker)))
     writer = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
     try:
         deadline = time.monotonic() + 240

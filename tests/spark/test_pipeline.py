@@ -17,14 +17,38 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 SCALE = [
-    "--set", "generate.skus=24", "--set", "generate.locations=3", "--set", "generate.days=420",
-    "--set", "generate.users=60", "--set", "generate.start=2024-01-01", "--set", "forecast.horizon=14",
+    "--set",
+    "generate.skus=24",
+    "--set",
+    "generate.locations=3",
+    "--set",
+    "generate.days=420",
+    "--set",
+    "generate.users=60",
+    "--set",
+    "generate.start=2024-01-01",
+    "--set",
+    "forecast.horizon=14",
 ]
 EXPECTED_TABLES = {
-    "bronze.sales", "bronze.products", "bronze.locations", "bronze.interactions", "bronze.suppliers",
-    "bronze.inventory", "quarantine.sales", "silver.demand", "silver.series_profile", "gold.forecast",
-    "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry", "gold.model_selection",
-    "gold.safety_stock", "gold.replenishment_plan", "gold.forecast_accuracy", "gold.inventory_simulation",
+    "bronze.sales",
+    "bronze.products",
+    "bronze.locations",
+    "bronze.interactions",
+    "bronze.suppliers",
+    "bronze.inventory",
+    "quarantine.sales",
+    "silver.demand",
+    "silver.series_profile",
+    "gold.forecast",
+    "gold.backtest_forecast",
+    "gold.forecast_backtest",
+    "gold.model_registry",
+    "gold.model_selection",
+    "gold.safety_stock",
+    "gold.replenishment_plan",
+    "gold.forecast_accuracy",
+    "gold.inventory_simulation",
 }
 
 

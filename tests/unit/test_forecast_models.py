@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from replenish.forecast.models import (
+    ETS,
     FALLBACKS,
     MODELS,
     TSB,
@@ -127,3 +128,14 @@ def test_finalize_clips_negative_demand_and_nests_bounds() -> None:
     assert _nested(result)
     with pytest.raises(FitError, match="not finite"):
         finalize({**raw, "mean": np.array([np.nan, 1.0])})
+
+
+def test_ets_drops_seasons_longer_than_the_library_supports() -> None:
+    rng = np.random.default_rng(4)
+    weekly = 50 + 10 * np.sin(np.arange(160) * 2 * np.pi / 52) + rng.normal(0, 2, 160)
+    model = ETS(season_length=52).fit(weekly)
+    assert model.params()["season_length"] == 1
+    forecast = model.predict(13)
+    assert _nested(forecast) and np.all(np.isfinite(forecast["mean"]))
+    daily = ETS(season_length=7).fit(np.tile([5.0, 6, 7, 8, 9, 20, 25], 10) + rng.normal(0, 1, 70))
+    assert daily.params()["season_length"] == 7

@@ -176,6 +176,17 @@ def test_routing_by_demand_class(demand_class: str, is_new: bool, expected: str)
     assert [c.role for c in result.candidates] == ["baseline", "routed"]
 
 
+def test_auto_mode_keeps_arima_for_the_top_revenue_series() -> None:
+    plan = replace(PLAN, routing=RoutingSettings(arima_revenue_share=0.4), folds=1)
+    low_value = history(weekly(120), demand_class="smooth", top_revenue=False)
+    auto = forecast_series(low_value, plan)
+    check_forecasts(auto)
+    assert [c.model for c in auto.candidates] == ["seasonal_naive", "ets"]
+    assert "outside the top 40% of revenue" in auto.candidates[1].reason
+    explicit = forecast_series(low_value, replace(plan, mode="arima"))
+    assert [c.model for c in explicit.candidates] == ["arima"]
+
+
 def test_short_history_gets_the_documented_fallback() -> None:
     result = forecast_series(history(weekly(30), demand_class="smooth"), PLAN)
     check_forecasts(result)

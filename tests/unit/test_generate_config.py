@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from replenish import config
-from replenish.data.generate import OUTPUT_COLUMNS, GeneratorConfig, holiday_dates
+from replenish.data.generate import OUTPUT_COLUMNS, GeneratorConfig, bad_row_kinds, holiday_dates
 from replenish.errors import ConfigError
 from replenish.io.catalog import ENTITIES
 
@@ -62,7 +62,7 @@ def test_holiday_dates_come_from_the_holidays_package() -> None:
 
 
 def test_an_unknown_holiday_country_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="generate.country"):
+    with pytest.raises(ConfigError, match=r"generate\.country"):
         holiday_dates("XX", dt.date(2023, 1, 1), dt.date(2023, 2, 1))
 
 
@@ -83,6 +83,17 @@ def test_every_entity_is_generated_with_the_documented_columns() -> None:
     for entity, columns in OUTPUT_COLUMNS.items():
         truth_columns = {"demand_profile"} if entity == "products" else set()
         assert set(columns) - truth_columns <= documented[entity], entity
+
+
+def test_parquet_gets_only_the_bad_rows_a_typed_file_can_hold() -> None:
+    assert set(bad_row_kinds("csv")) == {
+        "null_sku",
+        "negative_quantity",
+        "duplicate",
+        "unparseable_date",
+        "non_numeric_quantity",
+    }
+    assert set(bad_row_kinds("parquet")) == {"null_sku", "negative_quantity", "duplicate"}
 
 
 def test_the_job_options_override_the_profile() -> None:

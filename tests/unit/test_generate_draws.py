@@ -38,6 +38,26 @@ def test_hash_to_uniform_is_uniform(uniforms: tuple[np.ndarray, np.ndarray]) -> 
     assert stats.kstest(u, "uniform").pvalue > 0.001
 
 
+@pytest.mark.parametrize("parts", [2, 3, 4])
+def test_one_hash_gives_several_independent_uniforms(parts: int) -> None:
+    hashes = np.random.default_rng(3).integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, SAMPLES, np.int64)
+    pieces = np.array([draws.hash_to_uniform(hashes, NUMPY, part=part, parts=parts) for part in range(parts)])
+    assert np.all((pieces > 0.0) & (pieces < 1.0))
+    assert pieces.mean(axis=1) == pytest.approx(np.full(parts, 0.5), abs=0.003)
+    assert pieces.var(axis=1) == pytest.approx(np.full(parts, 1 / 12), rel=0.02)
+    correlations = np.corrcoef(pieces)[np.triu_indices(parts, k=1)]
+    assert np.all(np.abs(correlations) < 0.01)
+
+
+def test_hash_parts_come_from_disjoint_bits() -> None:
+    only_top_half = np.array([np.int64(-(2**32))], dtype=np.int64)  # bits 32..63 set, 0..31 clear
+    top, bottom = (draws.hash_to_uniform(only_top_half, NUMPY, part=part, parts=2)[0] for part in (0, 1))
+    assert top == pytest.approx(1.0, abs=1e-9)
+    assert bottom == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="part"):
+        draws.hash_to_uniform(only_top_half, NUMPY, part=2, parts=2)
+
+
 def test_standard_normal_has_mean_zero_and_variance_one(uniforms: tuple[np.ndarray, np.ndarray]) -> None:
     z = draws.standard_normal(*uniforms, NUMPY)
     assert z.mean() == pytest.approx(0.0, abs=0.01)
@@ -123,5 +143,5 @@ def test_seed_offset_depends_on_seed_and_stream_only() -> None:
 def test_uniform_rejects_stream_names_that_would_break_the_expression() -> None:
     with pytest.raises(ValueError, match="stream names"):
         draws.uniform(42, "it's", "sku_index")
-    with pytest.raises(ValueError, match="at least one key"):
+    with pytest.raises(ValueError, match="at least one key column"):
         draws.uniform(42, "promo")

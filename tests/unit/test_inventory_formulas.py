@@ -52,6 +52,11 @@ def test_demand_std_combines_forecast_error_and_lead_time_spread() -> None:
     assert formulas.demand_std(9.0, 2.0, 10.0, 1.5, NUMPY) == pytest.approx(math.sqrt(261.0))
 
 
+def test_a_persistent_level_error_grows_with_the_square_of_the_interval() -> None:
+    # √(4·1² + 4²·0.5² + 0) = √(4 + 4) = √8
+    assert formulas.demand_std(4.0, 1.0, 10.0, 0.0, NUMPY, level_error_std=0.5) == pytest.approx(math.sqrt(8.0))
+
+
 def test_safety_stock_with_fixed_lead_time_is_z_sigma_sqrt_lead_time() -> None:
     # σ_L = 0: SS = z·σ·√L, the day-one baseline formula.
     std = formulas.demand_std(4.0, 3.0, 25.0, 0.0, NUMPY)
@@ -148,7 +153,7 @@ def test_continuous_order_orders_enough_lots_to_rise_above_the_reorder_point(pos
 def test_sql_text_is_built_without_spark() -> None:
     expression = formulas.demand_std(col("lead_time"), col("sigma"), 10.0, 0.5, SPARK)
     assert isinstance(expression, Sql)
-    assert str(expression) == "sqrt(((`lead_time` * power(`sigma`, 2)) + 25.0D))"
+    assert str(expression) == "sqrt((((`lead_time` * power(`sigma`, 2)) + power((`lead_time` * 0.0D), 2)) + 25.0D))"
     assert literal(1.5) == "1.5D"  # a bare 1.5 would be a DECIMAL in Spark SQL
     assert literal("it's") == "'it\\'s'"
     assert literal(float("nan")) == "CAST('NaN' AS DOUBLE)"

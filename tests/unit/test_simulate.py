@@ -28,7 +28,7 @@ def test_periodic_policy_with_constant_demand_follows_the_hand_computed_path() -
     assert run.stockout_periods[0] == 0
     assert run.fill_rate[0] == 1.0
     assert run.orders[0] == 3  # days 5, 10, 15 (the last one lands after the replay)
-    assert run.cycles[0] == 2  # closed by the arrivals of days 8 and 13
+    assert run.cycles[0] == 3  # review cycles [3, 8), [8, 13), [13, 18): review plus lead time
     assert run.cycle_service_level[0] == 1.0
     assert run.average_on_hand[0] == pytest.approx((64.0 + 2 * 25.0) / 18.0)
 
@@ -36,7 +36,7 @@ def test_periodic_policy_with_constant_demand_follows_the_hand_computed_path() -
 def test_one_unit_less_stock_shows_up_as_a_stockout_per_cycle() -> None:
     run = simulate_policy(np.full(18, 2.0), np.full(18, 3), policy="periodic", review_period=5, order_up_to=[15.0])
     # Each cycle ends one unit short on its last day.
-    assert run.stockout_cycles[0] == run.cycles[0] == 2
+    assert run.stockout_cycles[0] == run.cycles[0] == 3
     assert run.cycle_service_level[0] == 0.0
     assert run.demand[0] - run.filled[0] == pytest.approx(3.0)  # days 7, 12, 17
 
@@ -49,6 +49,16 @@ def test_continuous_policy_with_constant_demand() -> None:
     assert run.orders[0] == 3  # days 5, 10 and 15
     assert run.cycles[0] == 3  # closed by the arrivals of days 8, 13 and 18
     assert run.fill_rate[0] == 1.0
+
+
+def test_review_cycles_without_orders_still_count() -> None:
+    # Demand only on day 10: reviews at 0 and 7 order nothing, yet every review cycle is a chance of a
+    # stockout. Cycles [2, 9), [9, 16) with L = 2, R = 7; the demand of 5 against S = 3 empties day 10.
+    demand = np.zeros(16)
+    demand[10] = 5.0
+    run = simulate_policy(demand, np.full(16, 2), policy="periodic", review_period=7, order_up_to=[3.0])
+    assert run.cycles[0] == 2 and run.stockout_cycles[0] == 1
+    assert run.fill_rate[0] == pytest.approx(3 / 5)
 
 
 def test_variants_run_side_by_side_and_rounding_applies() -> None:

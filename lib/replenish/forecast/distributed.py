@@ -136,8 +136,8 @@ def prepare_input(
 
     Args:
         demand: `silver.demand`.
-        profile: `silver.series_profile` (demand_class, is_new), or None: series are classified
-            from their training window.
+        profile: `silver.series_profile` (demand_class, is_new, revenue), or None: series are
+            classified from their training window.
         stored_orders: (sku, location, warm_params) from `registry.latest_arima_orders`, or None.
         plan: the run's plan.
         start: first period of the training window.
@@ -157,13 +157,33 @@ def prepare_input(
         *[F.col(name).cast("double").alias(name) for name in regressors],
     )
     if profile is not None:
-        attributes = profile.where(F.col("freq") == F.lit(plan.freq)).select(
-            "sku", "location", "demand_class", F.col("is_new").cast("boolean").alias("is_new")
+        attributes = with_revenue_rank(profile.where(F.col("freq") == F.lit(plan.freq)), plan).select(
+            "sku", "location", "demand_class", F.col("is_new").cast("boolean").alias("is_new"), "top_revenue"
         )
         rows = rows.join(attributes, on=["sku", "location"], how="left")
     if stored_orders is not None and plan.warm_start and "routed" in plan.candidates:
         rows = rows.join(stored_orders.select("sku", "location", "warm_params"), on=["sku", "location"], how="left")
     return rows
+
+
+def with_revenue_rank(profile: DataFrame, plan: ForecastPlan) -> DataFrame:
+    """Add `top_revenue`: the series is among the largest that make up `arima_revenue_share` of revenue.
+
+    Like an ABC class with its own threshold: series sorted by revenue, descending (ties by sku and
+    location); a series is in while the revenue share of the series before it is below the share.
+    One window over the profile (one row per series); all True without a `revenue` column.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    share = plan.routing.arima_revenue_share
+    if "revenue" not in profile.columns or share >= 1.0:
+        return profile.withColumn("top_revenue", F.lit(True))
+    revenue = F.coalesce(F.col("revenue"), F.lit(0.0))
+    ranked = Window.orderBy(revenue.desc(), "sku", "location")
+    before = F.coalesce(F.sum(revenue).over(ranked.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0.0))
+    total = F.sum(revenue).over(Window.partitionBy())
+    return profile.withColumn("top_revenue", (total > 0) & (before < F.lit(share) * total))
 
 
 def forecast_tables(

@@ -33,6 +33,8 @@ LEVELS: tuple[int, ...] = (80, 95)
 PREDICTION_KEYS: tuple[str, ...] = ("mean", "lo_80", "hi_80", "lo_95", "hi_95")
 MIN_RESIDUALS = 10  # fewer in-sample residuals than this: intervals assume Poisson demand instead
 EXPLOSIVE_FACTOR = 20.0  # a forecast above this multiple of the largest observation is rejected
+MAX_ETS_SEASON = 24
+COLLINEARITY_TOLERANCE = 1e-6  # smallest / sum of singular values of [1, X] below this: a regressor is dropped
 
 Prediction = dict[str, np.ndarray]
 
@@ -240,8 +242,9 @@ class Arima(SeriesModel):
 
     Without `orders` the fit searches orders (Hyndman-Khandakar stepwise, unit-root tests for the
     differencing); with `orders` it only re-estimates the parameters, which is what a warm start
-    does. Regressors are the columns of `X` named by `regressor_names`; columns that are constant
-    over the training window carry no information and are dropped for that fit.
+    does. Regressors are the columns of `X` named by `regressor_names`; a column that is constant
+    over the training window, or (nearly) a linear combination of the intercept and the columns
+    before it (a price ratio that only moves with promotions), is dropped for that fit.
 
     Args:
         season_length: periods per season; the search is seasonal only with
@@ -275,11 +278,17 @@ class Arima(SeriesModel):
         matrix = np.asarray(X, dtype=float).reshape(n, len(names))
         orders: ArimaOrders | None = self.options["orders"]
         wanted = orders.regressors if orders is not None else names
-        keep = [
+        candidates = [
             i
             for i, name in enumerate(names)
             if name in wanted and np.all(np.isfinite(matrix[:, i])) and np.ptp(matrix[:, i]) > 0
         ]
+        keep: list[int] = []
+        for i in candidates:  # drop a column the intercept and the columns kept explain (e.g. price ~ promo)
+            design = np.column_stack([np.ones(n), matrix[:, [*keep, i]]])
+            singular = np.linalg.svd(design, compute_uv=False)
+            if singular.min() / singular.sum() > COLLINEARITY_TOLERANCE:
+                keep.append(i)
         if not keep:
             return (), None
         return tuple(names[i] for i in keep), np.ascontiguousarray(matrix[:, keep])
@@ -385,23 +394,32 @@ class Arima(SeriesModel):
 
 
 class ETS(SeriesModel):
-    """Exponential smoothing with automatic state-space selection (statsforecast `AutoETS`).
+    """Exponential smoothing with automatic error and season selection (statsforecast `AutoETS`).
 
-    ARIMA's fallback: a different model family, so it often fits where ARIMA fails.
+    ARIMA's fallback (a different model family, so it often fits where ARIMA fails) and the cheap
+    model for low-value smooth series. The default `spec` "ZNZ" leaves the trend out: trend and
+    damped-trend candidates cost about six times as much to search and rarely pay off over a
+    few-weeks horizon of daily demand.
+
+    Args:
+        season_length: periods per season; used with two full seasons of history.
+        spec: the ETS model string of statsforecast (error, trend, season; Z = selected).
     """
 
     name = "ets"
 
-    def __init__(self, season_length: int = 1) -> None:
-        super().__init__(season_length=season_length)
+    def __init__(self, season_length: int = 1, spec: str = "ZNZ") -> None:
+        super().__init__(season_length=season_length, spec=spec)
 
     def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> ETS:
         from statsforecast.models import AutoETS
 
         values = _check_history(y, 4, self.name)
         season = self.options["season_length"]
-        self.season_length_ = season if values.size >= 2 * season + 2 else 1
-        self.model_ = _quiet(lambda: AutoETS(season_length=self.season_length_).fit(values), "ETS")
+        # statsforecast's ETS, like R's, handles seasons of at most 24 periods (not a year of weeks)
+        self.season_length_ = season if season <= MAX_ETS_SEASON and values.size >= 2 * season + 2 else 1
+        spec = self.options["spec"] if self.season_length_ > 1 else self.options["spec"][:2] + "N"
+        self.model_ = _quiet(lambda: AutoETS(season_length=self.season_length_, model=spec).fit(values), "ETS")
         self.scale_ = float(np.max(np.abs(values)))
         return self
 

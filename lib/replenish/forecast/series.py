@@ -68,11 +68,13 @@ class WarmStart:
         orders: the orders to reuse.
         reference_mase: the backtest MASE when the orders were selected (the degradation yardstick).
         selected_on: ISO date of the run that searched these orders.
+        reference_backtest: (folds, horizon, step) of the backtest that measured `reference_mase`.
     """
 
     orders: ArimaOrders
     reference_mase: float | None = None
     selected_on: str | None = None
+    reference_backtest: tuple[int, int, int] | None = None
 
     @classmethod
     def from_params(cls, text: str | None) -> WarmStart | None:
@@ -82,10 +84,12 @@ class WarmStart:
         try:
             data = json.loads(text)
             reference = data.get("reference_mase")
+            protocol = data.get("reference_backtest")
             return cls(
                 orders=ArimaOrders.from_dict(data),
                 reference_mase=float(reference) if reference is not None else None,
                 selected_on=data.get("selected_on"),
+                reference_backtest=tuple(int(v) for v in protocol) if protocol else None,  # type: ignore[arg-type]
             )
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring malformed stored ARIMA params %r: %s", text[:200], exc)
@@ -110,6 +114,7 @@ class SeriesHistory:
         demand_class: from `silver.series_profile`; None to classify the window here.
         is_new: recently launched (`silver.series_profile.is_new`).
         warm: stored ARIMA orders, or None.
+        top_revenue: within `routing.arima_revenue_share` of revenue (True without a profile).
     """
 
     sku: str
@@ -121,6 +126,7 @@ class SeriesHistory:
     demand_class: str | None = None
     is_new: bool = False
     warm: WarmStart | None = None
+    top_revenue: bool = True
 
 
 @dataclass
@@ -304,6 +310,14 @@ def route_series(history: SeriesHistory, prepared: PreparedSeries, plan: Forecas
     if history.is_new:
         return routing.new_series, "fallback", "recently launched SKU", demand_class
     name = routing.model_for(demand_class)
+    if name == Arima.name and plan.mode == "auto" and not history.top_revenue:
+        share = f"{routing.arima_revenue_share:.0%}"
+        return (
+            routing.other_smooth,
+            "ok",
+            f"demand class {demand_class}, outside the top {share} of revenue",
+            demand_class,
+        )
     if name in ("arima", "ets") and prepared.n_usable < plan.windows.min_arima_periods:
         reason = f"{prepared.n_usable} usable periods, fewer than the {plan.windows.min_arima_periods} {name} needs"
         return routing.short_history, "fallback", reason, demand_class
@@ -320,7 +334,7 @@ def make_model(
     if name == Arima.name:
         return Arima(season_length=season, settings=plan.arima, orders=orders, regressor_names=regressor_names)
     if name == ETS.name:
-        return ETS(season_length=season)
+        return ETS(season_length=season, spec=plan.ets_spec)
     if name == CrostonSBA.name:
         return CrostonSBA()
     if name == TSB.name:
@@ -359,14 +373,14 @@ def future_regressors(
     return np.column_stack(columns)
 
 
+@dataclass
 class _Fitted:
-    """A candidate model after backtest and final fit."""
+    """A candidate model after its backtest and final fit."""
 
-    def __init__(self, model: SeriesModel, prediction: Prediction, folds: list[FoldResult], params: dict[str, Any]):
-        self.model = model
-        self.prediction = prediction
-        self.folds = folds
-        self.params = params
+    model: SeriesModel
+    prediction: Prediction
+    folds: list[FoldResult]
+    params: dict[str, Any]
 
 
 def _fit_model(
@@ -431,41 +445,65 @@ def run_candidate(
     reasons = [route_reason] if route_reason else []
     status = route_status
     for name in fallback_chain(requested):
-        warm = history.warm if (name == Arima.name and plan.warm_start) else None
-        if warm is not None:
-            age = warm.age_days(plan.run_date)
-            if plan.max_order_age_days is not None and age is not None and age > plan.max_order_age_days:
-                reasons.append(f"stored orders are {age} days old: searched again")
-                warm = None
         try:
-            if warm is not None:
-                try:
-                    fitted = _fit_model(name, prepared, folds, plan, future_x, warm.orders)
-                    current = mean_mase(fitted.folds)
-                    reference = warm.reference_mase
-                    degraded = (
-                        reference is not None
-                        and math.isfinite(current)
-                        and current > reference * (1 + plan.degradation_threshold)
-                    )
-                    if not degraded:
-                        fitted.params.update(selection="warm", selected_on=warm.selected_on, reference_mase=reference)
-                        reasons.append(f"warm start: reused {warm.orders.describe()}")
-                        return _candidate(role, requested, name, status, reasons, fitted, started)
-                    reasons.append(
-                        f"reused {warm.orders.describe()} degraded: backtest MASE {current:.3f} > reference "
-                        f"{reference:.3f} x {1 + plan.degradation_threshold:g}: orders searched again"
-                    )
-                except FitError as exc:
-                    reasons.append(f"reused orders failed ({exc}): orders searched again")
-            fitted = _fit_model(name, prepared, folds, plan, future_x, None)
-            if name == Arima.name:
-                fitted.params["reference_mase"] = _finite_or_none(mean_mase(fitted.folds))
+            warm = history.warm if (name == Arima.name and plan.warm_start) else None
+            fitted = _fit_warm(name, warm, prepared, plan, future_x, reasons) if warm is not None else None
+            if fitted is None:
+                fitted = _fit_model(name, prepared, folds, plan, future_x, None)
+                if name == Arima.name:
+                    fitted.params["reference_mase"] = _finite_or_none(mean_mase(fitted.folds))
+                    fitted.params["reference_backtest"] = list(_protocol(plan))
             return _candidate(role, requested, name, status, reasons, fitted, started)
         except FitError as exc:
             reasons.append(str(exc) if str(exc).startswith(name) else f"{name}: {exc}")
             status = "fallback"
     raise FitError("; ".join(reasons))  # unreachable: `zero` cannot fail
+
+
+def _protocol(plan: ForecastPlan) -> tuple[int, int, int]:
+    return (plan.folds, plan.backtest_horizon, plan.backtest_step)
+
+
+def _fit_warm(
+    name: str,
+    warm: WarmStart,
+    prepared: PreparedSeries,
+    plan: ForecastPlan,
+    future_x: np.ndarray | None,
+    reasons: list[str],
+) -> _Fitted | None:
+    """Re-estimate the stored orders; None (with the reason noted) when the orders must be searched again.
+
+    They are searched again when older than `max_order_age_days`, when they no longer fit, or when
+    the backtest MASE exceeds the one recorded at selection by more than `degradation_threshold`
+    (compared only under the same backtest protocol: folds, horizon and step).
+    """
+    age = warm.age_days(plan.run_date)
+    if plan.max_order_age_days is not None and age is not None and age > plan.max_order_age_days:
+        reasons.append(f"stored orders are {age} days old: searched again")
+        return None
+    try:
+        fitted = _fit_model(name, prepared, prepared.folds, plan, future_x, warm.orders)
+    except FitError as exc:
+        reasons.append(f"reused orders failed ({exc}): searched again")
+        return None
+    current, reference = mean_mase(fitted.folds), warm.reference_mase
+    comparable = reference is not None and warm.reference_backtest == _protocol(plan) and math.isfinite(current)
+    if comparable and current > reference * (1 + plan.degradation_threshold):
+        reasons.append(
+            f"reused {warm.orders.describe()} degraded: backtest MASE {current:.3f} > reference "
+            f"{reference:.3f} x {1 + plan.degradation_threshold:g}: searched again"
+        )
+        return None
+    fitted.params.update(
+        selection="warm",
+        selected_on=warm.selected_on,
+        reference_mase=reference,
+        reference_backtest=list(warm.reference_backtest) if warm.reference_backtest else None,
+    )
+    note = "" if comparable or reference is None else " (backtest settings changed: no degradation check)"
+    reasons.append(f"warm start: reused {warm.orders.describe()}{note}")
+    return fitted
 
 
 def _candidate(
@@ -716,7 +754,7 @@ def histories(frame: pd.DataFrame) -> Iterator[SeriesHistory]:
     """Split a frame of rows sorted by (sku, location, date) into `SeriesHistory` objects.
 
     Columns: sku, location, date, demand, censored; optional regressors (`REGRESSORS`),
-    demand_class, is_new and warm_params (the stored registry params JSON).
+    demand_class, is_new, top_revenue and warm_params (the stored registry params JSON).
     """
     if frame.empty:
         return
@@ -735,6 +773,7 @@ def histories(frame: pd.DataFrame) -> Iterator[SeriesHistory]:
     }
     demand_class = _optional(frame, "demand_class")
     is_new = _optional(frame, "is_new")
+    top_revenue = _optional(frame, "top_revenue")
     warm_params = _optional(frame, "warm_params")
     for start, end in zip(starts, ends, strict=True):
         part = slice(start, end)
@@ -747,6 +786,7 @@ def histories(frame: pd.DataFrame) -> Iterator[SeriesHistory]:
             regressors={name: values[part] for name, values in regressors.items()},
             demand_class=None if demand_class is None or pd.isna(demand_class[start]) else str(demand_class[start]),
             is_new=bool(is_new[start]) if is_new is not None and not pd.isna(is_new[start]) else False,
+            top_revenue=True if top_revenue is None or pd.isna(top_revenue[start]) else bool(top_revenue[start]),
             warm=WarmStart.from_params(warm_params[start])
             if warm_params is not None and isinstance(warm_params[start], str)
             else None,

@@ -37,11 +37,8 @@ def synthetic_demand(
     season = _SEASON[freq]
     t = np.arange(periods)
     holiday = (rng.random(periods) < (0.03 if freq == "D" else 0.15)).astype(int)
-    kinds = rng.choice(
-        ["smooth", "intermittent", "zero"],
-        size=n_series,
-        p=[1 - intermittent_share - zero_share, intermittent_share, zero_share],
-    )
+    shares = np.clip([1 - intermittent_share - zero_share, intermittent_share, zero_share], 0, None)
+    kinds = rng.choice(["smooth", "intermittent", "zero"], size=n_series, p=shares / shares.sum())
     frames = []
     for i, kind in enumerate(kinds):
         promo = (rng.random(periods) < promo_rate).astype(float)

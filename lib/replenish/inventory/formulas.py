@@ -28,17 +28,25 @@ def inventory_position(on_hand: Any, on_order: Any, backorders: Any, ops: Ops) -
     return on_hand + ops.fill_null(on_order, 0.0) - ops.fill_null(backorders, 0.0)
 
 
-def demand_std(periods: Any, error_std: Any, demand_rate: Any, lead_time_std: Any, ops: Ops) -> Any:
-    """Standard deviation of demand over a protection interval: √(P·σ_d² + d²·σ_L²).
+def demand_std(
+    periods: Any, error_std: Any, demand_rate: Any, lead_time_std: Any, ops: Ops, level_error_std: Any = 0.0
+) -> Any:
+    """Standard deviation of demand over a protection interval: √(P·σ_d² + P²·σ_b² + d²·σ_L²).
+
+    With σ_b = 0 this is the textbook √(P·σ_d² + d²·σ_L²): forecast errors independent from period to
+    period, combined with the lead-time spread. σ_b is the persistent (level) part of the forecast error
+    measured in the backtests (`selection.backtest_errors`): it does not average out over the interval,
+    so its variance grows with P², not P.
 
     Args:
         periods: P, the protection interval (L for (s, Q), R + L for (R, S)), in periods.
-        error_std: σ_d, the forecast error standard deviation per period.
+        error_std: σ_d, the per-period forecast error standard deviation.
         demand_rate: d, the forecast demand per period.
         lead_time_std: σ_L, the lead time standard deviation, in periods.
         ops: `NUMPY` or `SPARK`.
+        level_error_std: σ_b, the standard deviation of the forecast's persistent level error.
     """
-    return ops.sqrt(periods * error_std**2 + demand_rate**2 * lead_time_std**2)
+    return ops.sqrt(periods * error_std**2 + (periods * level_error_std) ** 2 + demand_rate**2 * lead_time_std**2)
 
 
 def cycle_safety_stock(safety_factor: Any, std: Any, ops: Ops) -> Any:

@@ -12,7 +12,8 @@ Protocol (no information from the hold-out reaches the policy that is replayed o
 3. That policy is in force from its cutoff until the next one. Every series is replayed period by
    period over the hold-out (`simulate.simulate_series`): its actual demand from `silver.demand`, lead
    times drawn per order from the supplier's mean and standard deviation, backorders, starting just
-   after a replenishment. Series without a plan at every hold-out cutoff are left out.
+   after a replenishment. Series without a complete plan (levels known) at every hold-out cutoff are
+   left out.
 4. The naive planner policy (order up to a fixed number of weeks of cover on the mean demand of the
    `naive_history_days` before the hold-out, same review period) is replayed on the same demand and
    lead times for each cover of the grid. `compare_with_naive` interpolates the cover, and the
@@ -174,8 +175,10 @@ def replay_holdout(
     holdout = holdout or holdout_periods(backtest, demand, settings)
     simulation = settings.simulation
     plans = policies_by_cutoff(backtest, profile, suppliers, products, settings, holdout, stamp)
+    levels_known = F.col("order_up_to_level").isNotNull() & F.col("reorder_point").isNotNull()
     complete = (
-        plans.groupBy(*SERIES_KEYS)
+        plans.where(levels_known)
+        .groupBy(*SERIES_KEYS)
         .agg(F.count("*").alias("plans"))
         .where(F.col("plans") == len(holdout.cutoffs))
         .select(*SERIES_KEYS)

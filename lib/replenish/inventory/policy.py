@@ -3,16 +3,19 @@
 `plan_inventory` turns a forecast run into safety stocks, reorder points, order-up-to levels and
 recommended orders. Per series:
 
-1. **Forecast.** The candidate with the lowest backtest error is chosen (`selection`). Its mean
-   forecast over the protection interval is the demand rate d (per period).
-2. **Forecast error.** σ_d is the chosen model's backtest RMSE per period, not the spread of raw
-   demand: what the plan must absorb is the error of the forecast it follows. A series without
-   enough backtest periods falls back to the σ implied by the forecast's 80 % interval, then to the
-   Poisson σ = √d; `error_std_source` says which.
+1. **Forecast.** The candidate with the lowest backtest error over the protection interval is chosen
+   (`selection`). Its mean forecast over that interval is the demand rate d (per period).
+2. **Forecast error.** σ_d comes from the chosen model's backtest errors, not from the spread of raw
+   demand: what the plan must absorb is the error of the forecast it follows. The errors are split
+   into a per-period part σ_d and a persistent level part σ_b (`selection.backtest_errors`), because
+   a forecast that starts too low stays too low over the whole lead time. A series without enough
+   backtest periods falls back to the σ implied by the forecast's 80 % interval, then to the Poisson
+   σ = √d (σ_b = 0 for both); `error_std_source` says which.
 3. **Lead time.** Mean L and standard deviation σ_L from `bronze.suppliers` (days, converted to
    periods), config defaults where missing, with a note on the row.
 4. **Safety stock.** Over a protection interval P (L for (s, Q), R + L for (R, S)) demand has
-   σ_P = √(P·σ_d² + d²·σ_L²). Cycle service α: SS = z·σ_P with z = Φ⁻¹(α). Fill rate β:
+   σ_P = √(P·σ_d² + P²·σ_b² + d²·σ_L²), the textbook √(P·σ_d² + d²·σ_L²) when the errors have no
+   persistent part. Cycle service α: SS = z·σ_P with z = Φ⁻¹(α). Fill rate β:
    SS = k·σ_P with G(k) = (1 − β)·Q / σ_P (G the standard normal loss function, Q the lot size for
    (s, Q) or d·R for (R, S)). Intermittent and lumpy series instead use the empirical distribution of
    the chosen forecast's errors summed over P-period windows of the backtests (its α-quantile, or for
@@ -244,10 +247,26 @@ def plan_inventory(
         The per-series frame and the three gold outputs projected from it.
     """
     empirical = settings.intermittent_method == "empirical"
-    chosen = choose_forecasts(forecast, backtest, settings, keep_error_path=empirical)
+    profile_terms = _profile_terms(profile, settings.freq)
+    supplier_terms = _supplier_terms(suppliers)
+    lead_time_days = sql(
+        f"coalesce({_valid('supplier_lead_time_mean_days')}, {literal(settings.default_lead_time_days)})"
+    )
+    protection = supplier_terms.selectExpr(
+        *SERIES_KEYS,
+        ((lead_time_days + settings.review_period_days) / settings.period_days).alias("protection_periods"),
+    )
+    chosen = choose_forecasts(
+        forecast,
+        backtest,
+        settings,
+        keep_error_path=empirical,
+        demand_classes=profile_terms.select(*SERIES_KEYS, "demand_class"),
+        protection_periods=protection,
+    )
     series = (
-        chosen.join(_profile_terms(profile, settings.freq), list(SERIES_KEYS), "left")
-        .join(_supplier_terms(suppliers), list(SERIES_KEYS), "left")
+        chosen.join(profile_terms, list(SERIES_KEYS), "left")
+        .join(supplier_terms, list(SERIES_KEYS), "left")
         .join(latest_inventory(inventory), list(SERIES_KEYS), "left")
         .join(_product_terms(products), "sku", "left")
     )
@@ -299,6 +318,8 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         f"{literal(settings.selection.metric)} AS selection_metric",
         f"chosen.{settings.selection.metric} AS metric_value",
         "chosen.rmse AS backtest_rmse",
+        "chosen.error_variance AS backtest_error_variance",
+        "chosen.level_error_variance AS backtest_level_error_variance",
         "chosen.forecast_start AS forecast_start",
         "chosen.horizon AS horizon",
         "chosen.forecast_path AS forecast_path",
@@ -352,7 +373,7 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         "*",
         _windowed_demand_rate("forecast_path", str(lead_time + review)).alias("demand_per_period"),
         sql(
-            f"CASE WHEN {enough} THEN 'backtest_rmse' WHEN `interval_error_std` > 0 THEN 'forecast_interval' "
+            f"CASE WHEN {enough} THEN 'backtest' WHEN `interval_error_std` > 0 THEN 'forecast_interval' "
             "ELSE 'poisson' END"
         ).alias("error_std_source"),
     )
@@ -366,21 +387,24 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
     df = df.selectExpr(
         "*",
         sql(
-            "CASE `error_std_source` WHEN 'backtest_rmse' THEN `backtest_rmse` "
+            "CASE `error_std_source` WHEN 'backtest' THEN sqrt(`backtest_error_variance`) "
             "WHEN 'forecast_interval' THEN `interval_error_std` ELSE sqrt(`demand_per_period`) END"
         ).alias("forecast_error_std"),
+        sql("CASE WHEN `error_std_source` = 'backtest' THEN sqrt(`backtest_level_error_variance`) ELSE 0D END").alias(
+            "level_error_std"
+        ),
         eoq.alias("economic_order_quantity"),
     ).selectExpr(
         "*",
         formulas.lot_size(
             SPARK.fill_null(col("economic_order_quantity"), d * review), col("moq"), col("pack_size"), SPARK
         ).alias("lot_size"),
-        formulas.demand_std(lead_time, col("forecast_error_std"), d, lead_time_std, SPARK).alias(
-            "lead_time_demand_std"
-        ),
-        formulas.demand_std(lead_time + review, col("forecast_error_std"), d, lead_time_std, SPARK).alias(
-            "protection_demand_std"
-        ),
+        formulas.demand_std(
+            lead_time, col("forecast_error_std"), d, lead_time_std, SPARK, col("level_error_std")
+        ).alias("lead_time_demand_std"),
+        formulas.demand_std(
+            lead_time + review, col("forecast_error_std"), d, lead_time_std, SPARK, col("level_error_std")
+        ).alias("protection_demand_std"),
     )
 
     # Safety factors of the normal model for the two protection intervals: L for (s, Q), R + L for (R, S).
@@ -506,10 +530,21 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         ).alias("order_reason"),
         sql(
             "nullif(concat_ws('; ', `input_notes`, `empirical_note`, "
-            "CASE WHEN `error_std_source` <> 'backtest_rmse' "
+            "CASE WHEN `error_std_source` <> 'backtest' "
             "THEN concat('forecast error std from ', `error_std_source`) END), '')"
         ).alias("notes"),
     )
+
+
+def output_columns(series: DataFrame) -> DataFrame:
+    """Only the columns the outputs need: what is worth persisting (no forecast or error arrays)."""
+    wanted = {
+        f.name
+        for schema in (MODEL_SELECTION_SCHEMA, SAFETY_STOCK_SCHEMA, REPLENISHMENT_PLAN_SCHEMA)
+        for f in schema.fields
+    }
+    wanted.discard("selected_model")  # projected from `model`
+    return series.select(*[c for c in series.columns if c in wanted])
 
 
 def outputs_from_series(series: DataFrame) -> InventoryPlan:

@@ -54,7 +54,8 @@ MODEL_SELECTION_SCHEMA = schema(
 SAFETY_STOCK_SCHEMA = schema(
     f"{_RUN}, model string, category string, demand_class string, abc_xyz string, service_measure string, "
     "service_target double, distribution string, safety_factor double, empirical_samples int, "
-    "demand_per_period double, forecast_error_std double, error_std_source string, lead_time_days double, "
+    "demand_per_period double, forecast_error_std double, level_error_std double, error_std_source string, "
+    "lead_time_days double, "
     "lead_time_std_days double, review_period_days double, lead_time_demand double, lead_time_demand_std double, "
     "protection_demand_std double, safety_stock_continuous double, safety_stock_periodic double, policy string, "
     "protection_days double, safety_stock double, notes string, config_hash string"

@@ -15,18 +15,13 @@ arrays are read with higher-order functions; no Python UDF.
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from replenish.errors import ValidationError
 from replenish.inventory.settings import InventoryConfig, SelectionConfig
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -74,40 +69,117 @@ def forecast_candidates(forecast: DataFrame, freq: str) -> DataFrame:
     )
 
 
-def backtest_errors(backtest: DataFrame, freq: str, *, keep_path: bool) -> DataFrame:
-    """Per series × model backtest error statistics over every scored period of every fold.
+def backtest_errors(
+    backtest: DataFrame, freq: str, *, keep_path: bool, demand_classes: DataFrame | None = None
+) -> DataFrame:
+    """Per series × model backtest error statistics over the scored periods of every fold.
+
+    Periods without an actual or a prediction, and censored periods (mostly out of stock, so the
+    actual understates demand), are not scored.
+
+    Besides the usual measures the errors e = actual − forecast are split into a per-period part and a
+    persistent part (a one-way random-effects decomposition by fold): a forecast that starts too low
+    tends to stay too low for the whole window, so errors summed over a lead time grow faster than
+    √L·σ. With m_f the mean error of fold f and n̄ the mean number of periods per fold:
+
+    * error_variance σ_u²: the pooled within-fold variance of the errors;
+    * level_error_variance σ_b²: the variance of the persistent level error (a systematic bias counts
+      in it too). Per series, mean_f(m_f²) − σ_u² / n̄ estimates it without bias, but from two or
+      three folds that estimate is all noise (a χ² with as many degrees of freedom). So the share
+      λ = σ_b² / σ_u² is pooled over all series of the same model and demand class (it is a trait of
+      the method: a seasonal-naive forecast repeats last week's noise into every future week) as
+      Σ(mean_f(m_f²) − σ_u²/n̄) / Σσ_u², and each series gets σ_b² = λ · σ_u².
+
+    The error of a sum over P periods then has variance P·σ_u² + P²·σ_b² (`formulas.demand_std`).
 
     Args:
         backtest: `gold.backtest_forecast` rows of one forecast run.
         freq: the frequency to score.
         keep_path: also return error_path, the errors as array of struct(fold, step, error) ordered by
             fold and step, from which lead-time error windows are cut (for intermittent series).
+        demand_classes: sku, location, demand_class: the groups the level share is pooled in, besides
+            the model (default: pooled per model only).
 
-    Returns columns sku, location, model, backtest_periods, rmse, mae, wape (NULL when actual demand
-    sums to 0), bias (mean error, actual − forecast) [, error_path].
+    Returns columns sku, location, model, backtest_periods, folds, rmse, mae, wape (NULL when the
+    actuals sum to 0), error_variance, level_error_variance [, error_path].
     """
     require_columns(backtest, BACKTEST_COLUMNS, "backtest")
+    usable = F.col("y").isNotNull() & F.col("yhat").isNotNull() & ~F.isnan("y") & ~F.isnan("yhat")
+    if "censored" in backtest.columns:
+        usable = usable & ~F.coalesce(F.col("censored"), F.lit(False))
     scored = (
         backtest.where(F.col("freq") == freq)
-        .where(F.col("y").isNotNull() & F.col("yhat").isNotNull() & ~F.isnan("y") & ~F.isnan("yhat"))
-        .withColumn("error", F.col("y") - F.col("yhat"))
+        .where(usable)
+        .select(
+            *SERIES_KEYS,
+            "model",
+            F.col("fold").cast("int").alias("fold"),
+            "step",
+            "y",
+            (F.col("y") - F.col("yhat")).alias("error"),
+        )
     )
-    aggregates = [
-        F.count("error").alias("backtest_periods"),
-        F.sqrt(F.avg(F.col("error") * F.col("error"))).alias("rmse"),
-        F.avg(F.abs("error")).alias("mae"),
-        (F.sum(F.abs("error")) / F.nullif(F.sum(F.abs("y")), F.lit(0.0))).alias("wape"),
-        F.avg("error").alias("bias"),
+    per_fold = [
+        F.count("*").alias("n"),
+        F.sum("error").alias("sum_error"),
+        F.sum(F.col("error") * F.col("error")).alias("sum_squares"),
+        F.sum(F.abs("error")).alias("sum_absolute"),
+        F.sum(F.abs("y")).alias("sum_actual"),
     ]
     if keep_path:
-        aggregates.append(
-            F.sort_array(
-                F.collect_list(
-                    F.struct(F.col("fold").cast("int").alias("fold"), F.col("step").cast("int").alias("step"), "error")
-                )
-            ).alias("error_path")
+        per_fold.append(
+            F.sort_array(F.collect_list(F.struct("fold", F.col("step").cast("int").alias("step"), "error"))).alias(
+                "path"
+            )
         )
-    return scored.groupBy(*SERIES_KEYS, "model").agg(*aggregates)
+    folds = scored.groupBy(*SERIES_KEYS, "model", "fold").agg(*per_fold)
+    periods = F.sum("n")
+    per_model = [
+        periods.alias("backtest_periods"),
+        F.count("*").alias("folds"),
+        F.sqrt(F.sum("sum_squares") / periods).alias("rmse"),
+        (F.sum("sum_absolute") / periods).alias("mae"),
+        (F.sum("sum_absolute") / F.nullif(F.sum("sum_actual"), F.lit(0.0))).alias("wape"),
+        (
+            F.sum(F.col("sum_squares") - F.col("sum_error") * F.col("sum_error") / F.col("n"))
+            / F.nullif(periods - F.count("*"), F.lit(0))
+        ).alias("within_variance"),
+        F.avg((F.col("sum_error") / F.col("n")) ** 2).alias("fold_mean_square"),
+        F.avg("n").alias("mean_fold_periods"),
+    ]
+    if keep_path:
+        per_model.append(F.flatten(F.sort_array(F.collect_list("path"))).alias("error_path"))
+    stats = folds.groupBy(*SERIES_KEYS, "model").agg(*per_model)
+    # A fold of one period has no within-fold spread: the per-period variance is then the mean square.
+    # Σe² − (Σe)²/n can come out a hair below 0 when every error of a fold is the same.
+    error_variance = F.greatest(F.coalesce(F.col("within_variance"), F.col("rmse") * F.col("rmse")), F.lit(0.0))
+    stats = stats.withColumn("error_variance", error_variance).withColumn(
+        "level_excess", F.col("fold_mean_square") - F.col("error_variance") / F.col("mean_fold_periods")
+    )
+    # One row per model (and class): the pooled persistent share λ, never below 0.
+    if demand_classes is not None:
+        classes = demand_classes.select(*SERIES_KEYS, F.coalesce("demand_class", F.lit("unknown")).alias("pool"))
+        stats = stats.join(classes, list(SERIES_KEYS), "left").withColumn("pool", F.coalesce("pool", F.lit("unknown")))
+    else:
+        stats = stats.withColumn("pool", F.lit("all"))
+    # A ratio of sums: series whose errors barely vary (a share 0/0) weigh nothing, not infinitely.
+    pooled = stats.groupBy("model", "pool").agg(
+        F.greatest(F.sum("level_excess") / F.nullif(F.sum("error_variance"), F.lit(0.0)), F.lit(0.0)).alias(
+            "pooled_level_share"
+        )
+    )
+    return stats.join(F.broadcast(pooled), ["model", "pool"], "left").select(
+        *SERIES_KEYS,
+        "model",
+        "backtest_periods",
+        "folds",
+        "rmse",
+        "mae",
+        "wape",
+        "error_variance",
+        (F.coalesce(F.col("pooled_level_share"), F.lit(0.0)) * F.col("error_variance")).alias("level_error_variance"),
+        *(["error_path"] if keep_path else []),
+    )
 
 
 def blend_candidates(
@@ -123,9 +195,11 @@ def blend_candidates(
     attached as column blend_weights (JSON) on every forecast row.
     """
     eligible = errors.where(F.col("backtest_periods") >= settings.min_backtest_periods).where(F.col("rmse") > 0)
+    # The lead-time metric needs each series' lead time; ranking the blend's parts by RMSE is close enough.
+    rank_by = settings.metric if settings.metric in errors.columns else "rmse"
     ranked = eligible.withColumn(
         "rank",
-        F.row_number().over(_series_window().orderBy(F.col(settings.metric).asc_nulls_last(), F.col("model"))),
+        F.row_number().over(_series_window().orderBy(F.col(rank_by).asc_nulls_last(), F.col("model"))),
     ).where(F.col("rank") <= settings.blend_top)
     weights = (
         ranked.withColumn("inverse_mse", 1.0 / (F.col("rmse") * F.col("rmse")))
@@ -253,9 +327,29 @@ def select_models(candidates: DataFrame, settings: SelectionConfig) -> DataFrame
 
 
 def choose_forecasts(
-    forecast: DataFrame, backtest: DataFrame, settings: InventoryConfig, *, keep_error_path: bool
+    forecast: DataFrame,
+    backtest: DataFrame,
+    settings: InventoryConfig,
+    *,
+    keep_error_path: bool,
+    demand_classes: DataFrame | None = None,
+    protection_periods: DataFrame | None = None,
 ) -> DataFrame:
     """Score every candidate forecast per series and keep the winner (see `select_models`).
+
+    With the `lead_time_rmse` metric a candidate is scored by the standard deviation of its error
+    summed over the series' protection interval P (review period plus lead time), √(P·σ_u² + P²·σ_b²)
+    (`backtest_errors`): the error the safety stock has to absorb, so the winner is the model that needs
+    the least stock. A forecast whose level error persists (a seasonal-naive one on intermittent demand)
+    loses to a smoother one even where its per-period RMSE is lower.
+
+    Args:
+        forecast, backtest: one forecast run's rows.
+        settings: the `inventory:` settings.
+        keep_error_path: keep the chosen candidate's backtest errors (for empirical safety stocks).
+        demand_classes: sku, location, demand_class (pools of the level share).
+        protection_periods: sku, location, protection_periods (P in periods); series without a row
+            use the default lead time plus the review period.
 
     Returns one row per series with `chosen` (struct: model, forecast_path, horizon,
     horizon_demand_rate, interval_error_std, forecast_start, backtest_periods, rmse, mae, wape, bias
@@ -264,26 +358,27 @@ def choose_forecasts(
     selection = settings.selection
     freq = settings.freq
     candidates = forecast_candidates(forecast, freq)
-    errors = backtest_errors(backtest, freq, keep_path=keep_error_path)
+    errors = backtest_errors(backtest, freq, keep_path=keep_error_path, demand_classes=demand_classes)
     if selection.method == "blend":
         blended_forecast, blended_backtest = blend_candidates(forecast, backtest, errors, selection, freq)
         weights = blended_forecast.select(*SERIES_KEYS, "blend_weights").dropDuplicates(list(SERIES_KEYS))
         candidates = candidates.unionByName(forecast_candidates(blended_forecast.drop("blend_weights"), freq))
-        errors = errors.unionByName(backtest_errors(blended_backtest, freq, keep_path=keep_error_path))
+        errors = errors.unionByName(
+            backtest_errors(blended_backtest, freq, keep_path=keep_error_path, demand_classes=demand_classes)
+        )
         candidates = candidates.join(weights.withColumn("model", F.lit(BLEND_MODEL)), [*SERIES_KEYS, "model"], "left")
     else:
         candidates = candidates.withColumn("blend_weights", F.lit(None).cast("string"))
     joined = candidates.join(errors, [*SERIES_KEYS, "model"], "left")
+    if selection.metric == "lead_time_rmse":
+        default = (settings.default_lead_time_days + settings.review_period_days) / settings.period_days
+        if protection_periods is not None:
+            joined = joined.join(protection_periods, list(SERIES_KEYS), "left")
+        else:
+            joined = joined.withColumn("protection_periods", F.lit(None).cast("double"))
+        periods = F.coalesce(F.col("protection_periods"), F.lit(default))
+        joined = joined.withColumn(
+            "lead_time_rmse",
+            F.sqrt(periods * F.col("error_variance") + periods * periods * F.col("level_error_variance")),
+        ).drop("protection_periods")
     return select_models(joined, selection)
-
-
-def describe_selection(settings: SelectionConfig) -> str:
-    """The selection settings as a JSON string, for logs and run summaries."""
-    return json.dumps(
-        {
-            "metric": settings.metric,
-            "method": settings.method,
-            "blend_top": settings.blend_top,
-            "min_backtest_periods": settings.min_backtest_periods,
-        }
-    )

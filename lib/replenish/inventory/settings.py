@@ -14,7 +14,7 @@ from replenish.errors import ConfigError
 
 Policy = Literal["periodic", "continuous"]
 ServiceMeasure = Literal["cycle", "fill_rate"]
-SelectionMetric = Literal["rmse", "mae", "wape"]
+SelectionMetric = Literal["lead_time_rmse", "rmse", "mae", "wape"]
 SelectionMethod = Literal["best", "blend"]
 
 # Length of one period of each frequency, in days (a month is a twelfth of a Julian year).
@@ -41,9 +41,10 @@ class SelectionConfig:
     """How the forecast that drives a series' policy is chosen from the candidates in `gold.forecast`.
 
     Attributes:
-        metric: backtest error that ranks the candidates per series: `rmse` (the default, because the
-            root mean squared error is what the safety stock is proportional to, so the lowest-RMSE model
-            is the one that needs the least stock), `mae` or `wape`.
+        metric: backtest error that ranks the candidates per series: `lead_time_rmse` (the default: the
+            standard deviation of the forecast error summed over the series' protection interval, which
+            the safety stock is proportional to, so the winner is the model that needs the least
+            stock), or the per-period `rmse`, `mae` or `wape`.
         method: `best` keeps the lowest-error model; `blend` also scores an inverse-MSE weighted blend of
             the `blend_top` best models on the same backtest periods and keeps the blend when it wins.
         blend_top: how many of the best models a blend combines (2 or more).
@@ -53,15 +54,17 @@ class SelectionConfig:
         fallback_models: preference order among models without backtests, e.g. `[seasonal_naive, naive]`.
     """
 
-    metric: SelectionMetric = "rmse"
+    metric: SelectionMetric = "lead_time_rmse"
     method: SelectionMethod = "best"
     blend_top: int = 2
     min_backtest_periods: int = 7
     fallback_models: tuple[str, ...] = ("arima", "ets", "croston_sba", "tsb", "seasonal_naive", "recent_mean", "zero")
 
     def __post_init__(self) -> None:
-        if self.metric not in ("rmse", "mae", "wape"):
-            raise ConfigError(f"inventory.selection.metric must be rmse, mae or wape, got {self.metric!r}")
+        if self.metric not in ("lead_time_rmse", "rmse", "mae", "wape"):
+            raise ConfigError(
+                f"inventory.selection.metric must be lead_time_rmse, rmse, mae or wape, got {self.metric!r}"
+            )
         if self.method not in ("best", "blend"):
             raise ConfigError(f"inventory.selection.method must be best or blend, got {self.method!r}")
         if self.blend_top < 2:

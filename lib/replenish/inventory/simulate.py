@@ -15,9 +15,13 @@ Event order within a period (the one the (R, S) and (s, Q) formulas assume):
 
 Measures, per series and variant:
 
-* cycle service level: the share of replenishment cycles without a stockout, a cycle running from one
-  arrival to the next (the first from the start of the replay to the first arrival; the last,
-  unfinished cycle is not counted, as its end, when stockouts happen, is not seen);
+* cycle service level: the share of replenishment cycles without a stockout. For (R, S) a cycle is
+  the R periods that the order of one review protects, from that review plus the lead time to the
+  next review plus the lead time (`cycle_offset`, the mean lead time): the α of the (R, S) formula.
+  Counting review cycles rather than arrivals matters for intermittent series, whose reviews often
+  order nothing: a stretch between two arrivals then spans several review cycles, each a chance of
+  a stockout. For (s, Q) a cycle runs from one arrival to the next (the first from the start of the
+  replay), the α of the (s, Q) formula. Only whole cycles inside the replay count;
 * fill rate: demand served from stock on the period it occurs / demand;
 * stockout periods: periods with demand that stock could not fully serve;
 * average on hand: mean over periods of (on hand after receipts + on hand at the end) / 2.
@@ -84,6 +88,7 @@ def simulate_policy(
     moq: float = 0.0,
     pack_size: float = 1.0,
     initial_on_hand: Any = None,
+    cycle_offset: int | None = None,
 ) -> PolicyRun:
     """Replay `demand` period by period under an (R, S) or (s, Q) policy, for V variants at once.
 
@@ -101,6 +106,8 @@ def simulate_policy(
         pack_size: orders are rounded up to whole packs.
         initial_on_hand: on hand at the start, shape (V,); default S (periodic) or s + Q (continuous),
             i.e. the replay starts just after a replenishment, with nothing on order.
+        cycle_offset: periodic only: where review cycles start relative to the reviews, in periods
+            (the mean lead time; default: the median of `lead_times`).
 
     Returns:
         Per-variant totals (`PolicyRun`).
@@ -143,6 +150,7 @@ def simulate_policy(
     stockout_cycles = np.zeros(variants, dtype=np.int64)
     in_stockout = np.zeros(variants, dtype=bool)
     filled = np.zeros(variants)
+    short_periods = np.zeros((variants, periods), dtype=bool)
     stockout_periods = np.zeros(variants, dtype=np.int64)
     on_hand_sum = np.zeros(variants)
     orders = np.zeros(variants, dtype=np.int64)
@@ -174,10 +182,18 @@ def simulate_policy(
         short = need - served > EPSILON
         filled += served
         stockout_periods += short
+        short_periods[:, t] = short
         in_stockout |= short
         net -= need
         on_hand_sum += (start_on_hand + np.maximum(net, 0.0)) / 2.0
 
+    if policy == "periodic":
+        offset = int(np.median(lead_times)) if cycle_offset is None and periods else int(cycle_offset or 0)
+        starts = range(offset, periods - review_period + 1, review_period)
+        cycles = np.full(variants, len(starts), dtype=np.int64)
+        stockout_cycles = np.zeros(variants, dtype=np.int64)
+        for start in starts:
+            stockout_cycles += short_periods[:, start : start + review_period].any(axis=1)
     return PolicyRun(
         cycles=cycles,
         stockout_cycles=stockout_cycles,
@@ -263,6 +279,7 @@ def simulate_series(
     )
     review = max(round(review_period_days / period_days), 1)
     moq, pack_size = float(first["moq"]), float(first["pack_size"])
+    offset = max(round(float(first["lead_time_days"]) / period_days), 1)
 
     optimized = simulate_policy(
         demand,
@@ -274,6 +291,7 @@ def simulate_series(
         lot_size=frame["lot_size"].to_numpy(dtype=float)[None, :],
         moq=moq,
         pack_size=pack_size,
+        cycle_offset=offset,
     )
     weeks = np.asarray(cover_weeks, dtype=float)
     naive_levels = weeks * (7.0 / period_days) * max(float(first["naive_demand_rate"]), 0.0)
@@ -285,6 +303,7 @@ def simulate_series(
         order_up_to=naive_levels,
         moq=moq,
         pack_size=pack_size,
+        cycle_offset=offset,
     )
     rows = [_row(sku, location, "optimized", np.nan, periods, optimized, 0)]
     rows += [_row(sku, location, "naive", float(w), periods, naive, i) for i, w in enumerate(weeks)]
