@@ -43,20 +43,12 @@ from replenish.inventory.schemas import (
 from replenish.io.catalog import TableSpec
 from replenish.io.lake import Lake
 from replenish.session import build_spark
+from replenish_jobs.inventory import INPUTS
 
 LOCATIONS = 10
 HORIZON = 4
 FOLDS = 2
 RUN_ID = "20240101T000000-bench"
-INPUTS = (
-    "gold.forecast",
-    "gold.backtest_forecast",
-    "gold.forecast_backtest",
-    "silver.series_profile",
-    "bronze.suppliers",
-    "bronze.inventory",
-    "bronze.products",
-)
 OUTPUTS = {
     "replenishment_plan": REPLENISHMENT_PLAN_SCHEMA,
     "safety_stock": SAFETY_STOCK_SCHEMA,
