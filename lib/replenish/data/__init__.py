@@ -1,0 +1,1 @@
+"""Synthetic data: the generator behind `replenish generate` and its reproducible random draws."""
