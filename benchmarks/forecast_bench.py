@@ -304,6 +304,7 @@ def bench_frequency(spark, meter: Meter, panel: Panel, sizes: dict[str, int], co
     forecasts = cold.forecast.toPandas()
     registry = cold.model_registry
     results["rows"]["c"] = {**throughput(len(panel.keys), timing, cores), "mase": mase_of(forecasts, panel, panel.keys)}
+    results["memory"] = {"series": len(panel.keys), "rows": len(panel.train), **timing}
     for label, keys in (("c_on_a", keys_a), ("c_on_b", keys_b)):
         results["rows"][label] = {"mase": mase_of(forecasts, panel, keys)}
     models = registry.groupBy("model").count().toPandas().set_index("model")["count"].to_dict()
@@ -365,15 +366,26 @@ def realistic_warm(panel: Panel, keys: list[tuple[str, str]]) -> dict[str, float
 
 
 def bench_memory(spark, meter: Meter, sizes: tuple[int, int], periods: int, folder: Path) -> list[dict]:
+    """Peak memory of the job with the baseline model and the default backtest at two panel sizes."""
     out = []
     for n in sizes:
         print(f"[memory] baseline job on {n} daily series", file=sys.stderr, flush=True)
         panel = make_panel("D", n, periods, seed=7, folder=folder)
         job = our_job(spark, panel, plan_for("D", model="baseline", folds=ForecastConfig().backtest.folds))
         _, timing = meter.measure(lambda job=job: job.records.write.format("noop").mode("overwrite").save())
-        out.append({"series": n, "rows": len(panel.train), **timing})
+        out.append({"model": "baseline, 3-fold backtest", "series": n, "rows": len(panel.train), **timing})
         del panel
     return out
+
+
+def arima_memory(spark, meter: Meter, daily: Panel, periods: int, folder: Path) -> dict:
+    """Peak memory of the ARIMA job (cold) on a tenth of the daily panel, to set beside (c)."""
+    n = max(len(daily.keys) // 10, 1)
+    print(f"[memory] ARIMA job, cold, on {n} daily series", file=sys.stderr, flush=True)
+    panel = make_panel("D", n, periods, seed=1, folder=folder)
+    job = our_job(spark, panel, plan_for("D"))
+    _, timing = meter.measure(lambda: job.records.write.format("noop").mode("overwrite").save())
+    return {"series": n, "rows": len(panel.train), **timing}
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -416,15 +428,15 @@ def report(results: list[dict], memory: list[dict], meta: dict) -> str:
         lines += [*_targets(rows), "", _warm_line(result), ""]
     if memory:
         lines += [
-            "### Memory: the job (baseline model, 3-fold backtest) at two sizes",
+            "### Memory: peak executor memory of the job at two sizes, 10x apart",
             "",
-            "| series | demand rows | wall s | peak Python worker RSS MB | peak JVM RSS MB |",
-            "|---:|---:|---:|---:|---:|",
+            "| job | series | demand rows | wall s | peak Python worker RSS MB | peak JVM RSS MB |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for row in memory:
             lines.append(
-                f"| {row['series']} | {row['rows']} | {_fmt(row['wall_s'], 1)} | {_fmt(row['worker_rss_mb'], 0)} | "
-                f"{_fmt(row['jvm_rss_mb'], 0)} |"
+                f"| {row['model']} | {row['series']} | {row['rows']} | {_fmt(row['wall_s'], 1)} | "
+                f"{_fmt(row['worker_rss_mb'], 0)} | {_fmt(row['jvm_rss_mb'], 0)} |"
             )
     return "\n".join(lines)
 
@@ -529,8 +541,15 @@ def main(argv: list[str] | None = None) -> int:
             for freq, n_series, periods in (("D", daily, 730), ("W", weekly, 156)):
                 panel = make_panel(freq, n_series, periods, seed=1, folder=Path(folder))
                 results.append(bench_frequency(spark, meter, panel, sizes[freq], args.cores, args.with_backtest))
+                if freq == "D" and not args.no_memory:
+                    small = arima_memory(spark, meter, panel, periods, Path(folder))
+                    memory += [
+                        {"model": "ARIMA routed, cold (order search)", **small},
+                        {"model": "ARIMA routed, cold (order search)", **results[-1]["memory"]},
+                    ]
+                del panel
             if not args.no_memory:
-                memory = bench_memory(spark, meter, memory_sizes, 730, Path(folder))
+                memory += bench_memory(spark, meter, memory_sizes, 730, Path(folder))
     finally:
         spark.stop()
     text = report(results, memory, meta)

@@ -35,7 +35,8 @@ HORIZON = 28
 FOLDS = 3
 RATES = {"P1": 20.0, "P2": 8.0, "P3": 3.0, "P4": 0.25, "P5": 12.0, "P6": 5.0}
 CLASSES = {"P1": "AX", "P2": "AY", "P3": "BY", "P4": "CZ", "P5": "AX", "P6": "BX"}
-BI_DOC = Path(__file__).resolve().parents[2] / "docs" / "bi.md"
+ROOT = Path(__file__).resolve().parents[2]
+BI_DOCS = (ROOT / "README.md", ROOT / "docs" / "bi.md")
 
 
 def _predict(history: np.ndarray, model: str, steps: int) -> np.ndarray:
@@ -298,19 +299,23 @@ def test_report_is_self_contained(pipeline) -> None:
 
 
 def bi_queries() -> list[tuple[str, str]]:
-    """(title, SQL) of every ```sql block in docs/bi.md, titled by the heading above it."""
-    text = BI_DOC.read_text()
-    queries, title = [], ""
-    for block in re.split(r"^(#+ .*)$", text, flags=re.MULTILINE):
-        if block.startswith("#"):
-            title = block.lstrip("# ").strip()
-            continue
-        queries += [(title, sql.strip()) for sql in re.findall(r"```sql\n(.*?)```", block, flags=re.DOTALL)]
+    """(title, SQL) of every ```sql block in README.md and docs/bi.md, titled by the heading above it."""
+    queries = []
+    for doc in BI_DOCS:
+        title = ""
+        for block in re.split(r"^(#+ .*)$", doc.read_text(), flags=re.MULTILINE):
+            if block.startswith("#"):
+                title = f"{doc.name}: {block.lstrip('# ').strip()}"
+                continue
+            found = re.findall(r"```sql\n(.*?)```", block, flags=re.DOTALL)
+            queries += [(title if len(found) == 1 else f"{title} {i}", sql.strip()) for i, sql in enumerate(found)]
     return queries
 
 
 def test_bi_doc_has_queries() -> None:
-    assert len(bi_queries()) >= 5
+    titles = [title for title, _ in bi_queries()]
+    assert len(titles) >= 7 and len(set(titles)) == len(titles)
+    assert any(title.startswith("README.md") for title in titles)
 
 
 @pytest.mark.parametrize(("title", "query"), bi_queries(), ids=[t for t, _ in bi_queries()])

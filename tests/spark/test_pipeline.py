@@ -81,6 +81,24 @@ def test_gold_tables_read_alike_in_spark_delta_rs_and_duckdb(pipeline: dict) -> 
         assert spark_rows == delta_rows == duckdb_rows > 0, name
 
 
+def test_duckdb_without_the_delta_extension_reads_the_same_snapshot(pipeline: dict, monkeypatch) -> None:
+    """The fallback of `duckdb_connect` (Parquet files listed by delta-rs) answers like `delta_scan`."""
+    from replenish.io import bi
+
+    lake: Lake = pipeline["lake"]
+    names = ("gold.forecast", "silver.demand")
+    query = "SELECT count(*), sum(yhat) FROM gold_forecast"
+    with_extension = duckdb_connect(lake.root, tables=names)
+    monkeypatch.setattr(bi, "delta_extension_path", lambda: None)
+    without = duckdb_connect(lake.root, tables=names)
+    assert (
+        "delta_scan"
+        not in without.sql("SELECT sql FROM duckdb_views() WHERE view_name = 'gold_forecast'").fetchone()[0]
+    )
+    assert without.sql(query).fetchone() == pytest.approx(with_extension.sql(query).fetchone())
+    assert without.sql("SELECT count(*) FROM silver_demand").fetchone()[0] == lake.read("silver.demand").count()
+
+
 def test_forecasts_cover_every_series_with_ordered_intervals(pipeline: dict) -> None:
     lake: Lake = pipeline["lake"]
     forecast = lake.read("gold.forecast")

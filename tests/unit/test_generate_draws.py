@@ -124,6 +124,8 @@ def test_stratified_selects_an_exact_share(count: int, share: float) -> None:
     positions = draws.stratified(np.arange(count), draws.GOLDEN_STEP, draws.seed_offset(42, "intermittent"), NUMPY)
     assert np.all((positions >= 0) & (positions < 1))
     assert abs((positions < share).sum() - share * count) <= 2
+
+
 def test_seed_offset_depends_on_seed_and_stream_only() -> None:
     assert draws.seed_offset(42, "launch") == draws.seed_offset(42, "launch")
     assert draws.seed_offset(42, "launch") != draws.seed_offset(43, "launch")
