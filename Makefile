@@ -23,15 +23,17 @@ java:
 demo: venv java
 	$(BIN)/replenish run-all --lake $(LAKE) --set generate.out=$(DATA)
 
-test: venv java
+test: venv java lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check lib jobs tests benchmarks
-	$(BIN)/ruff format --check lib jobs tests benchmarks
+	$(BIN)/ruff check lib jobs tests benchmarks notebooks setup.py
+	$(BIN)/ruff format --check lib jobs tests benchmarks notebooks setup.py
 
-bench: venv java
-	$(BIN)/python -m benchmarks.run_all
+bench: venv java  # about an hour on 2 cores; results under benchmarks/results/
+	@mkdir -p benchmarks/results
+	$(BIN)/python -m benchmarks.forecast_bench --json benchmarks/results/forecast.json | tee benchmarks/results/forecast.md
+	$(BIN)/python -m benchmarks.inventory_bench --json benchmarks/results/inventory.json | tee benchmarks/results/inventory.md
 
 dist: venv
 	$(BIN)/pip wheel --no-deps -w dist .

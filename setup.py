@@ -18,7 +18,7 @@ setup(
         "numpy==1.26.*",
         "deltalake==1.6.*",
         "duckdb==1.4.4",
-        "duckdb-ext-delta==1.4.4.20260205; platform_system == \"Linux\" and platform_machine == \"x86_64\"",
+        'duckdb-ext-delta==1.4.4.20260205; platform_system == "Linux" and platform_machine == "x86_64"',
         "statsforecast==2.1.*",
         "pyyaml>=6",
         "holidays>=0.50",
@@ -27,7 +27,7 @@ setup(
     ],
     extras_require={
         "cluster": ["delta-spark==3.2.*"],
-        "dev": ["pytest>=8", "ruff>=0.6", "mypy>=1.10"],
+        "dev": ["pytest>=8,<10", "ruff==0.17.6", "mypy>=1.10"],
     },
     entry_points={"console_scripts": ["replenish=replenish.cli:main"]},
 )

@@ -60,11 +60,14 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(child) for child in text.split()]
+    """Children of every thread of `pid`: the JVM forks the Python daemon from a thread, not from main."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def _tree(pid: int) -> list[int]:
@@ -502,14 +505,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2, help="local[N] cores for Spark (default 2)")
     parser.add_argument("--with-backtest", action="store_true", help="also time the job with its default backtest")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory comparison")
+    parser.add_argument("--only", choices=["D", "W"], help="run one frequency only")
     parser.add_argument("--json", help="also write the raw results here")
     args = parser.parse_args(argv)
     quick = args.quick
     daily = args.series or (200 if quick else 2000)
     weekly = args.weekly_series or (40 if quick else 200)
     sizes = {
-        "D": {"in_process": min(daily, 60 if quick else 300), "per_series": min(daily, 12 if quick else 60)},
-        "W": {"in_process": min(weekly, 12 if quick else 50), "per_series": min(weekly, 6 if quick else 20)},
+        "D": {"in_process": min(daily, 60 if quick else 100), "per_series": min(daily, 12 if quick else 24)},
+        "W": {"in_process": min(weekly, 12 if quick else 30), "per_series": min(weekly, 6 if quick else 10)},
     }
     memory_sizes = (200, 2000) if quick else (1000, 10000)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -539,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="forecast-bench-") as folder:
             for freq, n_series, periods in (("D", daily, 730), ("W", weekly, 156)):
+                if args.only and freq != args.only:
+                    continue
                 panel = make_panel(freq, n_series, periods, seed=1, folder=Path(folder))
                 results.append(bench_frequency(spark, meter, panel, sizes[freq], args.cores, args.with_backtest))
                 if freq == "D" and not args.no_memory:

@@ -15,11 +15,11 @@
 from pyspark.sql import SparkSession
 
 try:
-    dbutils.widgets.text("lake", "/dbfs/replenish/lakehouse", "Lake root")  # noqa: F821
-    dbutils.widgets.text("raw", "/dbfs/replenish/raw", "Raw files")  # noqa: F821
-    dbutils.widgets.dropdown("freq", "D", ["D", "W", "M"], "Frequency")  # noqa: F821
-    dbutils.widgets.text("horizon", "28", "Horizon (periods)")  # noqa: F821
-    params = {name: dbutils.widgets.get(name) for name in ("lake", "raw", "freq", "horizon")}  # noqa: F821
+    dbutils.widgets.text("lake", "/dbfs/replenish/lakehouse", "Lake root")
+    dbutils.widgets.text("raw", "/dbfs/replenish/raw", "Raw files")
+    dbutils.widgets.dropdown("freq", "D", ["D", "W", "M"], "Frequency")
+    dbutils.widgets.text("horizon", "28", "Horizon (periods)")
+    params = {name: dbutils.widgets.get(name) for name in ("lake", "raw", "freq", "horizon")}
     profile = "databricks"
 except NameError:  # not on Databricks: local Spark and local folders
     params = {"lake": "./lakehouse", "raw": "./data/raw", "freq": "D", "horizon": "28"}

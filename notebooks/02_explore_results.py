@@ -13,8 +13,8 @@ from replenish.io.catalog import TABLES
 from replenish.io.lake import Lake
 
 try:
-    dbutils.widgets.text("lake", "/dbfs/replenish/lakehouse", "Lake root")  # noqa: F821
-    lake_root = dbutils.widgets.get("lake")  # noqa: F821
+    dbutils.widgets.text("lake", "/dbfs/replenish/lakehouse", "Lake root")
+    lake_root = dbutils.widgets.get("lake")
 except NameError:
     lake_root = "./lakehouse"
 

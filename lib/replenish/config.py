@@ -7,8 +7,8 @@ The merged mapping is resolved once, at the edge (jobs, notebooks), into frozen 
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import dataclasses
+import datetime as dt
 import importlib.resources
 import json
 import types
@@ -56,10 +56,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"--set has an empty key: {text!r}")
-    if key.startswith("spark.conf."):
-        path = ["spark", "conf", key[len("spark.conf.") :]]
-    else:
-        path = key.split(".")
+    path = ["spark", "conf", key[len("spark.conf.") :]] if key.startswith("spark.conf.") else key.split(".")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
@@ -134,9 +131,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if hint is str and isinstance(value, (int, float, dt.date)) and not isinstance(value, bool):
             return value.isoformat() if isinstance(value, dt.date) else str(value)  # YAML reads 2024-01-01 as a date
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
-    if typing.get_origin(hint) is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: expected one of {args}, got {value!r}")
+    if typing.get_origin(hint) is typing.Literal and value not in args:
+        raise ConfigError(f"{where}: expected one of {args}, got {value!r}")
     return value
 
 

@@ -76,7 +76,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def new_run_id(now: dt.datetime | None = None) -> str:
     """A sortable, unique run id: UTC timestamp plus a short random suffix."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
@@ -90,7 +90,7 @@ def open_context(args: argparse.Namespace, *, spark: Any = None) -> JobContext:
         settings["lake"] = args.lake
     if spark is None:
         spark = build_spark(settings.get("spark", {}), profile=args.profile)
-    run_date = args.run_date or dt.datetime.now(dt.timezone.utc).date()
+    run_date = args.run_date or dt.datetime.now(dt.UTC).date()
     return JobContext(
         settings=settings,
         spark=spark,
@@ -122,9 +122,7 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def job_main(
-    name: str, description: str | None, add_arguments: AddArguments, run: RunJob
-) -> JobMain:
+def job_main(name: str, description: str | None, add_arguments: AddArguments, run: RunJob) -> JobMain:
     """Build the `main(argv)` of a job module: parse, open the context, run, print a summary."""
 
     def main(argv: Sequence[str] | None = None, *, spark: Any = None) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
 from replenish.ingest.read import prepare_session, read_raw
 from replenish.ingest.validate import IngestConfig, validate
 from replenish_jobs import ingest

@@ -184,7 +184,8 @@ KILLED_WRITER = textwrap.dedent(
         time.sleep(600)
 
     _embedded.before_commit = hang
-    rows = spark.range(1000, 1500).select(F.col("id"), F.expr("date_add(date'2024-01-01', cast(id % 3 as int))").alias("day"))
+    day = F.expr("date_add(date'2024-01-01', cast(id % 3 as int))").alias("day")
+    rows = spark.range(1000, 1500).select(F.col("id"), day)
     lake.write(rows, table, mode="overwrite")
     """
 )

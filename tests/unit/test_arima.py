@@ -148,3 +148,39 @@ def test_bad_input_raises_fit_error_with_a_reason() -> None:
         Arima().fit(np.array([1.0, np.nan, 2.0, 3.0, 4.0]))
     with pytest.raises(FitError, match="too few"):
         Arima(orders=ArimaOrders(order=(0, 0, 0), seasonal_order=(0, 1, 1), season_length=52)).fit(np.ones(30))
+
+
+def yearly_weekly(n: int, *, seed: int = 0) -> np.ndarray:
+    """Weekly demand with a yearly wave (period 52) and AR(1) noise around 100."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    noise = arma(n, phi=(0.5,), seed=seed) - 10.0
+    return (
+        100.0 + 20.0 * np.sin(2 * np.pi * t / 52) + 8.0 * np.cos(4 * np.pi * t / 52) + 2.0 * noise + rng.normal(0, 1, n)
+    )
+
+
+def test_a_yearly_season_of_weekly_data_is_fitted_by_fourier_terms() -> None:
+    n, h = 156, 26
+    series = yearly_weekly(n + h, seed=4)
+    model = Arima(season_length=52).fit(series[:n])
+    orders = model.orders_
+    assert orders.fourier_terms == 3 and orders.seasonal_order == (0, 0, 0) and orders.season_length == 52
+    assert orders.describe().endswith("+Fourier(3)[52]")
+    forecast = model.predict(h)["mean"]
+    truth = (
+        100.0 + 20.0 * np.sin(2 * np.pi * np.arange(n, n + h) / 52) + 8.0 * np.cos(4 * np.pi * np.arange(n, n + h) / 52)
+    )
+    assert np.corrcoef(forecast, truth)[0, 1] > 0.9
+    assert np.mean(np.abs(forecast - truth)) < 5.0
+    # a warm refit keeps the harmonics and follows the same wave; the orders survive the registry JSON
+    stored = ArimaOrders.from_dict(json.loads(json.dumps(model.params())))
+    assert stored == orders
+    refit = Arima(season_length=52, orders=stored).fit(series[:n])
+    assert refit.orders_ == orders
+    assert refit.predict(h)["mean"] == pytest.approx(forecast, rel=1e-3, abs=1e-3)
+
+
+def test_fewer_than_two_years_of_weekly_data_are_fitted_without_a_season() -> None:
+    model = Arima(season_length=52).fit(yearly_weekly(90, seed=1))
+    assert model.orders_.fourier_terms == 0 and model.orders_.seasonal_order == (0, 0, 0)

@@ -59,9 +59,9 @@ def test_section_builds_typed_frozen_settings() -> None:
 
 
 def test_section_names_unknown_and_mistyped_keys() -> None:
-    with pytest.raises(ConfigError, match="unknown setting.*horizn"):
+    with pytest.raises(ConfigError, match=r"unknown setting.*horizn"):
         config.section({"example": {"horizn": 7}}, "example", Example)
-    with pytest.raises(ConfigError, match="example.horizon: expected int"):
+    with pytest.raises(ConfigError, match=r"example\.horizon: expected int"):
         config.section({"example": {"horizon": "soon"}}, "example", Example)
 
 

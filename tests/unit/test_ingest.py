@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from replenish import config
 from replenish.errors import ConfigError, ValidationError
 from replenish.ingest.read import detect_format, entity_sources, format_of

@@ -204,6 +204,7 @@ class ArimaOrders:
     include_mean: bool = True
     include_drift: bool = False
     regressors: tuple[str, ...] = field(default_factory=tuple)
+    fourier_terms: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -226,6 +227,7 @@ class ArimaOrders:
             include_mean=bool(data.get("include_mean", True)),
             include_drift=bool(data.get("include_drift", False)),
             regressors=tuple(str(v) for v in data.get("regressors", ())),
+            fourier_terms=int(data.get("fourier_terms", 0)),
         )
 
     def describe(self) -> str:
@@ -234,7 +236,16 @@ class ArimaOrders:
         if self.season_length > 1 and any(self.seasonal_order):
             big_p, big_d, big_q = self.seasonal_order
             text += f"({big_p},{big_d},{big_q})[{self.season_length}]"
+        if self.fourier_terms:
+            text += f"+Fourier({self.fourier_terms})[{self.season_length}]"
         return text
+
+
+def fourier_terms(start: int, length: int, period: float, pairs: int) -> np.ndarray:
+    """sin and cos of 2πkt/period for k = 1..pairs at positions t = start..start+length-1, one column each."""
+    t = np.arange(start, start + length, dtype=float)[:, None]
+    angles = 2.0 * np.pi * t * np.arange(1, pairs + 1, dtype=float)[None, :] / period
+    return np.column_stack([np.sin(angles), np.cos(angles)])
 
 
 class Arima(SeriesModel):
@@ -245,6 +256,12 @@ class Arima(SeriesModel):
     does. Regressors are the columns of `X` named by `regressor_names`; a column that is constant
     over the training window, or (nearly) a linear combination of the intercept and the columns
     before it (a price ratio that only moves with promotions), is dropped for that fit.
+
+    A season longer than `settings.fourier_above` (weekly data's 52) is not modelled by seasonal
+    lags but by `settings.fourier_terms` sine/cosine pairs as extra regressors of a non-seasonal
+    ARIMA (dynamic harmonic regression, Hyndman & Athanasopoulos, FPP3 12.1): a seasonal ARIMA with
+    m = 52 carries a state of 50+ lags, costs seconds per likelihood fit, and is poorly identified on
+    three years of history.
 
     Args:
         season_length: periods per season; the search is seasonal only with
@@ -301,9 +318,17 @@ class Arima(SeriesModel):
         values = _check_history(y, 4, self.name)
         self.used_regressors_, matrix = self._regressors(X, values.size)
         self.selection_ = "search" if orders is None else "reuse"
+        season = self.options["season_length"] if orders is None else orders.season_length
+        long_season = season > settings.fourier_above
         if orders is None:
-            season = self.options["season_length"]
             seasonal = season > 1 and values.size >= settings.min_seasonal_cycles * season
+            self.fourier_terms_ = min(settings.fourier_terms, season // 2) if seasonal and long_season else 0
+        else:
+            self.fourier_terms_ = orders.fourier_terms
+        self.n_train_ = values.size
+        matrix = self._with_fourier(matrix, 0, values.size)
+        if orders is None:
+            seasonal = seasonal and not long_season
             search = AutoARIMA(
                 season_length=season if seasonal else 1,
                 seasonal=seasonal,
@@ -326,12 +351,11 @@ class Arima(SeriesModel):
             )
             self.model_ = _quiet(lambda: search.fit(values, matrix), "ARIMA order search")
         else:
-            season = orders.season_length
             if season > 1 and values.size <= orders.order[1] + orders.seasonal_order[1] * season + 2:
                 raise FitError(f"arima: {values.size} periods are too few for {orders.describe()}")
             fixed = ARIMA(
                 order=orders.order,
-                season_length=season,
+                season_length=1 if orders.fourier_terms else season,
                 seasonal_order=orders.seasonal_order,
                 include_mean=orders.include_mean,
                 include_drift=orders.include_drift,
@@ -345,12 +369,25 @@ class Arima(SeriesModel):
         self.scale_ = float(np.max(np.abs(values))) if values.size else 0.0
         return self
 
+    def _with_fourier(self, matrix: np.ndarray | None, start: int, length: int) -> np.ndarray | None:
+        """The regressors with the Fourier columns of positions start..start+length-1 appended."""
+        if not self.fourier_terms_:
+            return matrix
+        season = self.options["season_length"]
+        orders: ArimaOrders | None = self.options["orders"]
+        period = orders.season_length if orders is not None else season
+        waves = fourier_terms(start, length, float(period), self.fourier_terms_)
+        return np.ascontiguousarray(waves if matrix is None else np.column_stack([matrix, waves]))
+
     @property
     def orders_(self) -> ArimaOrders:
         """The orders of the fitted model."""
         fitted = self.model_.model_
         p, q, big_p, big_q, season, d, big_d = (int(v) for v in fitted["arma"])
         names = set(fitted["coef"])
+        if self.fourier_terms_:
+            orders: ArimaOrders | None = self.options["orders"]
+            season = orders.season_length if orders is not None else self.options["season_length"]
         return ArimaOrders(
             order=(p, d, q),
             seasonal_order=(big_p, big_d, big_q),
@@ -358,6 +395,7 @@ class Arima(SeriesModel):
             include_mean="intercept" in names,
             include_drift="drift" in names,
             regressors=self.used_regressors_,
+            fourier_terms=self.fourier_terms_,
         )
 
     def frozen(self) -> Arima:
@@ -376,6 +414,7 @@ class Arima(SeriesModel):
             names: tuple[str, ...] = self.options["regressor_names"]
             matrix = np.asarray(X, dtype=float).reshape(h, len(names))
             future = np.ascontiguousarray(matrix[:, [names.index(name) for name in self.used_regressors_]])
+        future = self._with_fourier(future, self.n_train_, h)
         result = _quiet(lambda: self.model_.predict(h=h, X=future, level=list(LEVELS)), "ARIMA forecast")
         prediction = _from_statsforecast(result)
         if np.any(np.abs(prediction["mean"]) > EXPLOSIVE_FACTOR * (self.scale_ + 1.0)):

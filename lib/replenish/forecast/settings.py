@@ -78,6 +78,11 @@ class ArimaSettings:
             `is_holiday`. Future values: regular price (ratio 1), no promotion, the holiday calendar.
         min_seasonal_cycles: a seasonal model needs this many full cycles of history; with fewer the
             search is non-seasonal (weekly data needs two years before a yearly season is fitted).
+        fourier_above: a season longer than this many periods (weekly data's 52) is modelled by
+            `fourier_terms` sine/cosine pairs as regressors of a non-seasonal ARIMA (dynamic harmonic
+            regression) instead of seasonal lags: a seasonal ARIMA with m = 52 has a state of 50+
+            lags, fits slowly and is poorly identified on three years of data.
+        fourier_terms: harmonic pairs K for such a season (at most season / 2).
     """
 
     max_p: int = 2
@@ -94,6 +99,8 @@ class ArimaSettings:
     ic: Literal["aicc", "aic", "bic"] = "aicc"
     regressors: tuple[str, ...] = REGRESSORS
     min_seasonal_cycles: int = 2
+    fourier_above: int = 24
+    fourier_terms: int = 3
 
     def __post_init__(self) -> None:
         for name in ("max_p", "max_q", "max_P", "max_Q", "max_d", "max_D"):
@@ -108,6 +115,11 @@ class ArimaSettings:
             raise ConfigError(f"forecast.arima.regressors: unknown {unknown}; known: {list(REGRESSORS)}")
         if self.min_seasonal_cycles < 1:
             raise ConfigError(f"forecast.arima.min_seasonal_cycles must be >= 1, got {self.min_seasonal_cycles}")
+        if self.fourier_terms < 1 or self.fourier_above < 2:
+            raise ConfigError(
+                f"forecast.arima.fourier_terms must be >= 1 and fourier_above >= 2, "
+                f"got {self.fourier_terms} and {self.fourier_above}"
+            )
 
 
 @dataclass(frozen=True)

@@ -69,9 +69,7 @@ class DeltaSparkEngine:
         writer.save(uri)
         return self._last_commit(uri, "numOutputRows")
 
-    def insert_new(
-        self, df: DataFrame, uri: str, *, keys: Sequence[str], partition_by: Sequence[str]
-    ) -> WriteResult:
+    def insert_new(self, df: DataFrame, uri: str, *, keys: Sequence[str], partition_by: Sequence[str]) -> WriteResult:
         if not self.exists(uri):
             return self.write(df, uri, mode="append", partition_by=partition_by)
         condition = " AND ".join(f"target.`{k}` = source.`{k}`" for k in keys)

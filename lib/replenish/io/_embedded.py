@@ -22,8 +22,8 @@ import logging
 import math
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -188,7 +188,9 @@ class EmbeddedEngine:
         columns = set(actions.column_names)
         return {
             "version": int(table.version()),
-            "rows": sum(v or 0 for v in actions.column("num_records").to_pylist()) if "num_records" in columns else None,
+            "rows": sum(v or 0 for v in actions.column("num_records").to_pylist())
+            if "num_records" in columns
+            else None,
             "files": actions.num_rows,
             "bytes": sum(actions.column("size_bytes").to_pylist()) if actions.num_rows else 0,
         }
@@ -354,7 +356,9 @@ class EmbeddedEngine:
                 for part in (
                     f"missing {missing}" if missing else "",
                     f"unexpected {extra}" if extra else "",
-                    ", ".join(f"{n}: table {expected[n].simpleString()}, data {actual[n].simpleString()}" for n in changed),
+                    ", ".join(
+                        f"{n}: table {expected[n].simpleString()}, data {actual[n].simpleString()}" for n in changed
+                    ),
                 )
                 if part
             )
@@ -419,9 +423,7 @@ class EmbeddedEngine:
             files_removed=removed,
         )
 
-    def insert_new(
-        self, df: DataFrame, uri: str, *, keys: Sequence[str], partition_by: Sequence[str]
-    ) -> WriteResult:
+    def insert_new(self, df: DataFrame, uri: str, *, keys: Sequence[str], partition_by: Sequence[str]) -> WriteResult:
         if not self.exists(uri):
             return self.write(df, uri, mode="append", partition_by=partition_by)
         existing = self.read(uri).select(*keys)
@@ -481,9 +483,7 @@ class EmbeddedEngine:
             self._discard(staging, uri, published)
             raise
         self._discard(staging, uri, [])
-        return WriteResult(
-            self.version(uri), sum(f.num_records for f in published), len(published), len(chosen)
-        )
+        return WriteResult(self.version(uri), sum(f.num_records for f in published), len(published), len(chosen))
 
     def vacuum(self, uri: str, *, retention_hours: int, dry_run: bool) -> list[str]:
         """Delete unreferenced files older than the retention, staged leftovers of crashed writes included."""

@@ -48,10 +48,7 @@ _TABLES = [
     ),
     TableSpec("bronze.suppliers", keys=("sku", "location"), description="supplier, lead time mean and spread, costs"),
     TableSpec("bronze.inventory", keys=("sku", "location", "snapshot_date"), description="on hand / on order snapshot"),
-    *[
-        TableSpec(f"quarantine.{entity}", description=f"rejected {entity} rows with a reason")
-        for entity in ENTITIES
-    ],
+    *[TableSpec(f"quarantine.{entity}", description=f"rejected {entity} rows with a reason") for entity in ENTITIES],
     TableSpec(
         "silver.demand",
         partition_by=("freq",),

@@ -179,9 +179,7 @@ class Lake:
         log.info("%s: %s committed version %d (%d rows)", spec.name, mode, result.version, result.rows_written)
         return result
 
-    def insert_new(
-        self, df: DataFrame, name: str | TableSpec, *, keys: Sequence[str] | None = None
-    ) -> WriteResult:
+    def insert_new(self, df: DataFrame, name: str | TableSpec, *, keys: Sequence[str] | None = None) -> WriteResult:
         """Append only the rows of `df` whose keys are not in the table yet (a merge that only inserts).
 
         This makes re-ingesting the same file a no-op. `df` must not repeat a key itself; ingest
