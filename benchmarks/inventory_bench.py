@@ -75,6 +75,13 @@ def generate(spark: SparkSession, lake: Lake, rows: int) -> dict[str, int]:
     run_date = F.lit("2024-01-01").cast("date")
     steps = series.select("*", F.explode(F.sequence(F.lit(1), F.lit(HORIZON))).alias("step"))
     spread = 1.2816 * F.sqrt("rate")
+    prediction = [
+        F.col("rate").alias("yhat"),
+        (F.col("rate") - spread).alias("yhat_lo_80"),
+        (F.col("rate") + spread).alias("yhat_hi_80"),
+        (F.col("rate") - 2 * spread).alias("yhat_lo_95"),
+        (F.col("rate") + 2 * spread).alias("yhat_hi_95"),
+    ]
     forecast = steps.select(
         F.lit(RUN_ID).alias("run_id"),
         run_date.alias("run_date"),
@@ -84,11 +91,7 @@ def generate(spark: SparkSession, lake: Lake, rows: int) -> dict[str, int]:
         F.lit("seasonal_naive").alias("model"),
         F.date_add(F.lit("2024-01-01").cast("date"), F.col("step") * 7).alias("date"),
         F.col("step").cast("int").alias("step"),
-        F.col("rate").alias("yhat"),
-        (F.col("rate") - spread).alias("yhat_lo_80"),
-        (F.col("rate") + spread).alias("yhat_hi_80"),
-        (F.col("rate") - 2 * spread).alias("yhat_lo_95"),
-        (F.col("rate") + 2 * spread).alias("yhat_hi_95"),
+        *prediction,
     )
     folds = steps.select("*", F.explode(F.sequence(F.lit(1), F.lit(FOLDS))).alias("fold"))
     cutoff = F.date_sub(F.lit("2024-01-01").cast("date"), (FOLDS - F.col("fold") + 1) * HORIZON * 7)
@@ -105,11 +108,7 @@ def generate(spark: SparkSession, lake: Lake, rows: int) -> dict[str, int]:
         F.col("step").cast("int").alias("step"),
         F.greatest(F.round(F.col("rate") + F.sqrt("rate") * F.randn(3)), F.lit(0.0)).alias("y"),
         F.lit(False).alias("censored"),
-        F.col("rate").alias("yhat"),
-        (F.col("rate") - spread).alias("yhat_lo_80"),
-        (F.col("rate") + spread).alias("yhat_hi_80"),
-        (F.col("rate") - 2 * spread).alias("yhat_lo_95"),
-        (F.col("rate") + 2 * spread).alias("yhat_hi_95"),
+        *prediction,
         F.lit(1.0).alias("mase_scale"),
     )
     metric_folds = series.select("*", F.explode(F.sequence(F.lit(1), F.lit(FOLDS))).alias("fold"))

@@ -293,6 +293,8 @@ OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {
 
 # Key columns: every draw hashes some of these (all longs, except the int day `t`).
 SKU, LOCATION, DAY, USER, VIEW = "sku_index", "location_index", "t", "user_index", "view_index"
+# The columns every step of the daily panel carries forward.
+PANEL_KEYS = (SKU, LOCATION, DAY, "sku", "location", "date", "price", "promo", "in_stock")
 
 
 class _Random:
@@ -653,15 +655,7 @@ def _daily_panel(series: DataFrame, calendar: DataFrame, cfg: GeneratorConfig, r
         draws.gamma(F.col("noise_shape"), rng.part("day_hash", 0, 4), rng.part("day_hash", 1, 4)) / F.col("noise_shape")
     )
     return days.select(
-        SKU,
-        LOCATION,
-        DAY,
-        "sku",
-        "location",
-        "date",
-        "price",
-        "promo",
-        "in_stock",
+        *PANEL_KEYS,
         "stockout_starts",
         "lumpiness",
         "expected_rate",
@@ -686,15 +680,7 @@ def _with_quantity(panel: DataFrame) -> DataFrame:
     partial = F.floor(demand * F.col("partial_uniform"))
     quantity = F.when(F.col("in_stock"), demand).when(F.col("stockout_starts"), partial).otherwise(0.0)
     return rows.select(
-        SKU,
-        LOCATION,
-        DAY,
-        "sku",
-        "location",
-        "date",
-        "price",
-        "promo",
-        "in_stock",
+        *PANEL_KEYS,
         quantity.cast("long").alias("quantity"),
     )
 
