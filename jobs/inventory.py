@@ -27,6 +27,7 @@ from replenish.inventory.policy import RunStamp, output_columns, outputs_from_se
 from replenish.inventory.runs import latest_run_id
 from replenish.inventory.settings import InventoryConfig
 from replenish.runtime import JobContext, job_main
+from replenish.session import PLANNING_CONF, session_conf
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ def resolve_settings(ctx: JobContext, freq: str | None) -> InventoryConfig:
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
+    with session_conf(ctx.spark, PLANNING_CONF):
+        return _run(ctx, args)
+
+
+def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     settings = resolve_settings(ctx, args.freq)
     versions = ctx.lake.versions(INPUTS)
     missing = [name for name in ("gold.forecast", "silver.series_profile") if versions[name] is None]

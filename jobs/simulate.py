@@ -27,6 +27,7 @@ from replenish.inventory.holdout import compare_with_naive, holdout_periods, rep
 from replenish.inventory.policy import RunStamp
 from replenish.inventory.runs import latest_run_id
 from replenish.runtime import JobContext, job_main
+from replenish.session import PLANNING_CONF, session_conf
 from replenish_jobs.inventory import resolve_settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
+    with session_conf(ctx.spark, PLANNING_CONF):
+        return _run(ctx, args)
+
+
+def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     settings = resolve_settings(ctx, args.freq)
     versions = ctx.lake.versions(INPUTS)
     missing = [name for name in INPUTS[:3] if versions[name] is None]

@@ -11,7 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -79,3 +80,24 @@ def build_spark(spark_settings: Mapping[str, Any], *, profile: str = "local") ->
     spark.sparkContext.setLogLevel(str(spark_settings.get("log_level", "WARN")))
     log.info("spark session %s on %s (profile %s)", spark.version, spark.sparkContext.master, profile)
     return spark
+
+
+# Settings under which the inventory plan (`replenish.inventory.policy.partition_by_sku`) shuffles each
+# input once: a join on (sku, location) may reuse the inputs' partitioning by sku alone.
+PLANNING_CONF: dict[str, str] = {"spark.sql.requireAllClusterKeysForCoPartition": "false"}
+
+
+@contextmanager
+def session_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]:
+    """Set runtime SQL settings for the duration of a block, then restore what was there before."""
+    previous = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from replenish.inventory.policy import RunStamp
+from replenish.inventory.policy import RunStamp, partition_by_sku
 from replenish.inventory.schemas import FORECAST_ACCURACY_SCHEMA, conform
 from replenish.inventory.selection import SERIES_KEYS, require_columns
 from replenish.inventory.settings import InventoryConfig
@@ -45,13 +45,15 @@ def forecast_accuracy(
     """
     require_columns(metrics, ("sku", "location", "model", *METRICS), "forecast_backtest")
     per_series = (
-        metrics.where(F.col("freq") == settings.freq)
+        partition_by_sku(metrics.where(F.col("freq") == settings.freq))
         .groupBy(*SERIES_KEYS, "model")
         .agg(F.count("*").alias("folds"), *[F.avg(_finite(m)).alias(m) for m in METRICS])
     )
     chosen = selection.select(*SERIES_KEYS, F.col("selected_model").alias("model"))
     selected = per_series.join(chosen, [*SERIES_KEYS, "model"]).withColumn("model", F.lit(SELECTED))
-    classes = profile.where(F.col("freq") == settings.freq).select(*SERIES_KEYS, "category", "abc_xyz", "demand_class")
+    classes = partition_by_sku(profile.where(F.col("freq") == settings.freq)).select(
+        *SERIES_KEYS, "category", "abc_xyz", "demand_class"
+    )
     rows = per_series.unionByName(selected).join(classes, list(SERIES_KEYS), "left")
     dimension_values = F.array(
         *[

@@ -219,6 +219,19 @@ def _empirical_fill_rate_quantity(samples: str, allowed_shortage: str) -> Sql:
     )
 
 
+def partition_by_sku(df: DataFrame) -> DataFrame:
+    """`df` hash-partitioned by SKU: the one shuffle each input of the plan goes through.
+
+    Every later aggregation (per series × model × fold, per series × model, per series) and every join
+    (on sku, location, model or sku alone) is clustered by SKU, so once the inputs are partitioned alike
+    Spark runs them all without another exchange, provided the session lets a join reuse a partitioning
+    on a subset of its keys (`spark.sql.requireAllClusterKeysForCoPartition=false`, see
+    `replenish.session.PLANNING_CONF`). With the Spark default each join shuffles again: slower, same
+    result.
+    """
+    return df.repartition("sku")
+
+
 def plan_inventory(
     forecast: DataFrame,
     backtest: DataFrame,
@@ -247,8 +260,10 @@ def plan_inventory(
         The per-series frame and the three gold outputs projected from it.
     """
     empirical = settings.intermittent_method == "empirical"
-    profile_terms = _profile_terms(profile, settings.freq)
-    supplier_terms = _supplier_terms(suppliers)
+    forecast, backtest = partition_by_sku(forecast), partition_by_sku(backtest)
+    profile_terms = _profile_terms(partition_by_sku(profile), settings.freq)
+    supplier_terms = _supplier_terms(partition_by_sku(suppliers))
+    inventory, products = partition_by_sku(inventory), partition_by_sku(products)
     lead_time_days = sql(
         f"coalesce({_valid('supplier_lead_time_mean_days')}, {literal(settings.default_lead_time_days)})"
     )

@@ -16,8 +16,9 @@ arrays are read with higher-order functions; no Python UDF.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from replenish.errors import ValidationError
@@ -40,8 +41,49 @@ def require_columns(df: DataFrame, columns: tuple[str, ...] | list[str], name: s
         raise ValidationError(f"{name} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns)}")
 
 
-def forecast_candidates(forecast: DataFrame, freq: str) -> DataFrame:
+@dataclass(frozen=True)
+class BacktestGrid:
+    """The steps of a forecast run and the folds and steps of its backtest.
+
+    Knowing them up front lets every per-series array (forecast path, backtest errors) be built by
+    plain conditional aggregates, which Spark runs in its hash aggregation with fixed-width buffers,
+    instead of `collect_list` of structs, which needs object buffers and a sort per series.
+
+    Attributes:
+        forecast_steps: the greatest forecast step (steps run 1..forecast_steps).
+        folds: the backtest's fold ids, ascending.
+        backtest_steps: the greatest backtest step.
+    """
+
+    forecast_steps: int
+    folds: tuple[int, ...]
+    backtest_steps: int
+
+
+def backtest_grid(forecast: DataFrame, backtest: DataFrame, freq: str) -> BacktestGrid:
+    """The grid of one forecast run's rows (two small aggregates over integer columns reach the driver)."""
+    require_columns(forecast, ("freq", "step"), "forecast")
+    require_columns(backtest, ("freq", "fold", "step"), "backtest")
+    forecast_steps = forecast.where(F.col("freq") == freq).agg(F.max("step")).collect()[0][0]
+    folds_steps = (
+        backtest.where(F.col("freq") == freq)
+        .agg(F.sort_array(F.collect_set(F.col("fold").cast("int"))), F.max("step"))
+        .collect()[0]
+    )
+    return BacktestGrid(
+        forecast_steps=int(forecast_steps or 0),
+        folds=tuple(int(f) for f in (folds_steps[0] or ()) if f is not None),
+        backtest_steps=int(folds_steps[1] or 0),
+    )
+
+
+def forecast_candidates(forecast: DataFrame, freq: str, steps: int) -> DataFrame:
     """One row per series × model of the forecast run: the forecast path and what it implies.
+
+    Args:
+        forecast: forecast rows (`FORECAST_COLUMNS`, optionally the 80 % interval).
+        freq: the frequency to read.
+        steps: the greatest step of the run (`BacktestGrid.forecast_steps`); later steps are ignored.
 
     Returns columns sku, location, model, forecast_path (array of struct(step, yhat), by step),
     horizon, horizon_demand_rate (mean yhat over the horizon, floored at 0), interval_error_std
@@ -53,24 +95,38 @@ def forecast_candidates(forecast: DataFrame, freq: str) -> DataFrame:
         if {"yhat_hi_80", "yhat_lo_80"} <= set(forecast.columns)
         else F.lit(None).cast("double")
     )
+    path = ", ".join(
+        f"named_struct('step', {k}, 'yhat', max(CASE WHEN step = {k} THEN yhat END))" for k in range(1, steps + 1)
+    )
+    forecast_path = F.expr(
+        f"filter(array({path}), x -> x.yhat IS NOT NULL)"
+        if steps > 0
+        else "filter(array(named_struct('step', 0, 'yhat', CAST(NULL AS DOUBLE))), x -> false)"
+    )
     return (
         forecast.where(F.col("freq") == freq)
         .where(F.col("yhat").isNotNull() & ~F.isnan("yhat"))
+        .select(
+            *SERIES_KEYS, "model", F.col("step").cast("int").alias("step"), "yhat", interval.alias("interval"), "date"
+        )
         .groupBy(*SERIES_KEYS, "model")
         .agg(
-            F.sort_array(F.collect_list(F.struct(F.col("step").cast("int").alias("step"), "yhat"))).alias(
-                "forecast_path"
-            ),
-            F.max("step").cast("int").alias("horizon"),
+            forecast_path.alias("forecast_path"),
+            F.max("step").alias("horizon"),
             F.greatest(F.avg("yhat"), F.lit(0.0)).alias("horizon_demand_rate"),
-            F.avg(interval).alias("interval_error_std"),
+            F.avg("interval").alias("interval_error_std"),
             F.min("date").alias("forecast_start"),
         )
     )
 
 
 def backtest_errors(
-    backtest: DataFrame, freq: str, *, keep_path: bool, demand_classes: DataFrame | None = None
+    backtest: DataFrame,
+    freq: str,
+    grid: BacktestGrid,
+    *,
+    keep_path: bool,
+    demand_classes: DataFrame | None = None,
 ) -> DataFrame:
     """Per series × model backtest error statistics over the scored periods of every fold.
 
@@ -95,6 +151,7 @@ def backtest_errors(
     Args:
         backtest: `gold.backtest_forecast` rows of one forecast run.
         freq: the frequency to score.
+        grid: the run's folds and steps (`backtest_grid`); rows of other folds or later steps are ignored.
         keep_path: also return error_path, the errors as array of struct(fold, step, error) ordered by
             fold and step, from which lead-time error windows are cut (for intermittent series).
         demand_classes: sku, location, demand_class: the groups the level share is pooled in, besides
@@ -119,37 +176,59 @@ def backtest_errors(
             (F.col("y") - F.col("yhat")).alias("error"),
         )
     )
-    per_fold = [
-        F.count("*").alias("n"),
-        F.sum("error").alias("sum_error"),
+    # One aggregation per series × model; the per-fold sums are columns of it (one per fold of the grid).
+    fold_sums: list[Column] = []
+    for i, fold in enumerate(grid.folds):
+        in_fold = F.col("fold") == fold
+        fold_sums += [
+            F.count(F.when(in_fold, 1)).alias(f"n_{i}"),
+            F.sum(F.when(in_fold, F.col("error"))).alias(f"sum_error_{i}"),
+            F.sum(F.when(in_fold, F.col("error") * F.col("error"))).alias(f"sum_squares_{i}"),
+        ]
+    per_model = [
+        # count(step), not count(*): the level-share branch below then reads the same columns as the main one,
+        # so Spark reuses one exchange of the backtest for both instead of reading and shuffling it twice.
+        F.count("step").alias("backtest_periods"),
         F.sum(F.col("error") * F.col("error")).alias("sum_squares"),
         F.sum(F.abs("error")).alias("sum_absolute"),
         F.sum(F.abs("y")).alias("sum_actual"),
+        *fold_sums,
     ]
     if keep_path:
-        per_fold.append(
-            F.sort_array(F.collect_list(F.struct("fold", F.col("step").cast("int").alias("step"), "error"))).alias(
-                "path"
-            )
+        cells = ", ".join(
+            f"named_struct('fold', {fold}, 'step', {step}, "
+            f"'error', max(CASE WHEN fold = {fold} AND step = {step} THEN error END))"
+            for fold in grid.folds
+            for step in range(1, grid.backtest_steps + 1)
         )
-    folds = scored.groupBy(*SERIES_KEYS, "model", "fold").agg(*per_fold)
-    periods = F.sum("n")
-    per_model = [
+        empty = "named_struct('fold', 0, 'step', 0, 'error', CAST(NULL AS DOUBLE))"
+        per_model.append(F.expr(f"filter(array({cells or empty}), x -> x.error IS NOT NULL)").alias("error_path"))
+    in_grid = F.col("fold").isin(list(grid.folds)) & (F.col("step") <= grid.backtest_steps)
+    sums = scored.where(in_grid).groupBy(*SERIES_KEYS, "model").agg(*per_model)
+
+    def over_folds(term: str) -> Column:
+        """Σ over the folds that have scored periods of `term` (with {i} the fold's column suffix)."""
+        parts = [f"CASE WHEN n_{i} > 0 THEN {term.format(i=i)} ELSE 0D END" for i in range(len(grid.folds))]
+        return F.expr(" + ".join(parts) if parts else "0D")
+
+    periods = F.col("backtest_periods")
+    folds = over_folds("1D").cast("long")
+    stats = sums.select(
+        *SERIES_KEYS,
+        "model",
         periods.alias("backtest_periods"),
-        F.count("*").alias("folds"),
-        F.sqrt(F.sum("sum_squares") / periods).alias("rmse"),
-        (F.sum("sum_absolute") / periods).alias("mae"),
-        (F.sum("sum_absolute") / F.nullif(F.sum("sum_actual"), F.lit(0.0))).alias("wape"),
+        folds.alias("folds"),
+        F.sqrt(F.col("sum_squares") / periods).alias("rmse"),
+        (F.col("sum_absolute") / periods).alias("mae"),
+        (F.col("sum_absolute") / F.nullif(F.col("sum_actual"), F.lit(0.0))).alias("wape"),
         (
-            F.sum(F.col("sum_squares") - F.col("sum_error") * F.col("sum_error") / F.col("n"))
-            / F.nullif(periods - F.count("*"), F.lit(0))
+            over_folds("(sum_squares_{i} - sum_error_{i} * sum_error_{i} / n_{i})")
+            / F.nullif(periods - folds, F.lit(0))
         ).alias("within_variance"),
-        F.avg((F.col("sum_error") / F.col("n")) ** 2).alias("fold_mean_square"),
-        F.avg("n").alias("mean_fold_periods"),
-    ]
-    if keep_path:
-        per_model.append(F.flatten(F.sort_array(F.collect_list("path"))).alias("error_path"))
-    stats = folds.groupBy(*SERIES_KEYS, "model").agg(*per_model)
+        (over_folds("power(sum_error_{i} / n_{i}, 2)") / folds).alias("fold_mean_square"),
+        (periods / folds).alias("mean_fold_periods"),
+        *(["error_path"] if keep_path else []),
+    )
     # A fold of one period has no within-fold spread: the per-period variance is then the mean square.
     # Σe² − (Σe)²/n can come out a hair below 0 when every error of a fold is the same.
     error_variance = F.greatest(F.coalesce(F.col("within_variance"), F.col("rmse") * F.col("rmse")), F.lit(0.0))
@@ -245,9 +324,7 @@ def _weighted_sums(columns: list[str]) -> list[Column]:
     return [F.sum(F.col(c) * F.col("weight")).alias(c) for c in value_columns]
 
 
-def _series_window():  # type: ignore[no-untyped-def]
-    from pyspark.sql import Window
-
+def _series_window() -> WindowSpec:
     return Window.partitionBy(*SERIES_KEYS)
 
 
@@ -278,32 +355,45 @@ def select_models(candidates: DataFrame, settings: SelectionConfig) -> DataFrame
     )
     scored = (F.col("backtest_periods") >= settings.min_backtest_periods) & F.col(metric).isNotNull()
     candidate_fields = [c for c in candidates.columns if c not in SERIES_KEYS]
-    ranked = candidates.withColumn("scored", F.coalesce(scored, F.lit(False))).withColumn(
-        "sort_key",
-        F.when(F.col("scored"), F.col(metric)).otherwise(fallback_rank),
+    ranked = (
+        candidates.withColumn("scored", F.coalesce(scored, F.lit(False)))
+        .withColumn("sort_key", F.when(F.col("scored"), F.col(metric)).otherwise(fallback_rank))
+        .withColumn("unscored", ~F.col("scored"))
     )
-    per_series = ranked.groupBy(*SERIES_KEYS).agg(
-        F.sort_array(
-            F.collect_list(
-                F.struct(
-                    (~F.col("scored")).alias("unscored"),
-                    "sort_key",
-                    *[F.col(c) for c in candidate_fields],
-                    "scored",
-                )
-            )
-        ).alias("ranked")
+    # Ranked by a window over a narrow projection, then the winner's wide row joined back: the input is
+    # clustered by SKU and already sorted by series and model, so this sorts a few columns once. A groupBy
+    # with collect_list of the wide candidate structs falls back to a sort-based object aggregation past
+    # 128 series per task and then sorts every array.
+    order = ("unscored", "sort_key", "model")
+    by_rank = _series_window().orderBy(*order)
+    whole = by_rank.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    winners = (
+        ranked.select(
+            *SERIES_KEYS,
+            "model",
+            F.row_number().over(by_rank).alias("rank"),
+            F.count("*").over(whole).alias("candidate_count"),
+            F.collect_list(F.when(F.col("scored"), F.struct("model", metric))).over(whole).alias("scored_list"),
+        )
+        .where(F.col("rank") == 1)
+        .drop("rank")
     )
-    scored_list = F.filter("ranked", lambda c: c["scored"])
+    per_series = ranked.join(winners, [*SERIES_KEYS, "model"]).select(
+        *SERIES_KEYS,
+        F.struct(*order, *[F.col(c) for c in candidate_fields if c != "model"], "scored").alias("candidate"),
+        "candidate_count",
+        "scored_list",
+    )
+    scored_list = F.col("scored_list")
     score_text = F.transform(scored_list, lambda c: F.concat(c["model"], F.lit(" "), F.format_number(c[metric], 3)))
-    chosen = F.col("ranked")[0]
+    chosen = F.col("candidate")
     fallback_reason = f"no model has {settings.min_backtest_periods}+ scored backtest periods; " + (
         "first available of fallback_models" if settings.fallback_models else "alphabetically first model"
     )
     return per_series.select(
         *SERIES_KEYS,
         chosen.alias("chosen"),
-        F.size("ranked").alias("candidates"),
+        F.col("candidate_count").cast("int").alias("candidates"),
         F.size(scored_list).alias("scored_candidates"),
         F.when(
             F.size(scored_list) > 0,
@@ -334,6 +424,7 @@ def choose_forecasts(
     keep_error_path: bool,
     demand_classes: DataFrame | None = None,
     protection_periods: DataFrame | None = None,
+    grid: BacktestGrid | None = None,
 ) -> DataFrame:
     """Score every candidate forecast per series and keep the winner (see `select_models`).
 
@@ -350,6 +441,7 @@ def choose_forecasts(
         demand_classes: sku, location, demand_class (pools of the level share).
         protection_periods: sku, location, protection_periods (P in periods); series without a row
             use the default lead time plus the review period.
+        grid: the run's steps and folds (default: `backtest_grid` of the inputs).
 
     Returns one row per series with `chosen` (struct: model, forecast_path, horizon,
     horizon_demand_rate, interval_error_std, forecast_start, backtest_periods, rmse, mae, wape, bias
@@ -357,14 +449,17 @@ def choose_forecasts(
     """
     selection = settings.selection
     freq = settings.freq
-    candidates = forecast_candidates(forecast, freq)
-    errors = backtest_errors(backtest, freq, keep_path=keep_error_path, demand_classes=demand_classes)
+    grid = grid or backtest_grid(forecast, backtest, freq)
+    candidates = forecast_candidates(forecast, freq, grid.forecast_steps)
+    errors = backtest_errors(backtest, freq, grid, keep_path=keep_error_path, demand_classes=demand_classes)
     if selection.method == "blend":
         blended_forecast, blended_backtest = blend_candidates(forecast, backtest, errors, selection, freq)
         weights = blended_forecast.select(*SERIES_KEYS, "blend_weights").dropDuplicates(list(SERIES_KEYS))
-        candidates = candidates.unionByName(forecast_candidates(blended_forecast.drop("blend_weights"), freq))
+        candidates = candidates.unionByName(
+            forecast_candidates(blended_forecast.drop("blend_weights"), freq, grid.forecast_steps)
+        )
         errors = errors.unionByName(
-            backtest_errors(blended_backtest, freq, keep_path=keep_error_path, demand_classes=demand_classes)
+            backtest_errors(blended_backtest, freq, grid, keep_path=keep_error_path, demand_classes=demand_classes)
         )
         candidates = candidates.join(weights.withColumn("model", F.lit(BLEND_MODEL)), [*SERIES_KEYS, "model"], "left")
     else:
