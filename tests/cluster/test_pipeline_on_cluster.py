@@ -34,6 +34,8 @@ def test_ingest_features_forecast_inventory_on_a_standalone_cluster(standalone_c
         "2025-06-01",
         "--set",
         "spark.conf.spark.sql.shuffle.partitions=4",
+        "--set",
+        "forecast.backtest.folds=3",  # the default 6 doubles the forecast's time; 3 test the same paths
     ]
     generated = standalone_cluster.submit(
         JOBS / "generate.py",

@@ -394,3 +394,52 @@ def test_forecast_accuracy_rolls_up_by_dimension(spark, cycle_plan) -> None:
     selected = rows[(rows["dimension"] == "abc_xyz") & (rows["model"] == "selected")].set_index("dimension_value")
     assert selected.loc["AX", "mase"] == pytest.approx(0.6)
     assert math.isnan(selected.loc["BY", "mase"])  # B's only MASE is undefined
+
+
+def test_the_pool_mean_error_corrects_the_demand_rate(spark) -> None:
+    # 30 smooth series of one model under-forecast by 1 unit a day (ŷ = 10, y = 11 ± 0.5): the pool's
+    # bias share is 1 / 10 and the plan's demand rate the forecast × 1.1. A pool of one series (C, the
+    # only erratic one) is not corrected: its mean error is its own.
+    from replenish.inventory.selection import BIAS_POOL_MIN_SERIES, BacktestGrid, backtest_errors
+
+    skus = [f"S{i:02d}" for i in range(BIAS_POOL_MIN_SERIES)]
+    backtest, forecast, profile = [], [], []
+    for sku in [*skus, "C"]:
+        bias = 1.0 if sku != "C" else 5.0
+        profile.append(("D", sku, "L1", "toys", "smooth" if sku != "C" else "erratic", "BY"))
+        for fold in range(1, FOLDS + 1):
+            cutoff = FORECAST_START - dt.timedelta(days=HORIZON * (FOLDS - fold + 1))
+            for step in range(1, HORIZON + 1):
+                y = 10.0 + bias + (0.5 if step % 2 else -0.5)
+                day = cutoff + dt.timedelta(days=step - 1)
+                backtest.append(("f", dt.date(2024, 2, 29), "D", sku, "L1", "m", fold, cutoff, day, step, y, 10.0))
+        for step in range(1, HORIZON + 1):
+            date = FORECAST_START + dt.timedelta(days=step - 1)
+            forecast.append(("f", dt.date(2024, 2, 29), "D", sku, "L1", "m", date, step, 10.0, 9.0, 11.0, 8.0, 12.0))
+    backtest_df = spark.createDataFrame(backtest, BACKTEST_SCHEMA)
+    profile_df = spark.createDataFrame(profile, PROFILE_SCHEMA)
+    grid = BacktestGrid(forecast_steps=HORIZON, folds=tuple(range(1, FOLDS + 1)), backtest_steps=HORIZON)
+    errors = backtest_errors(
+        backtest_df, "D", grid, keep_path=False, demand_classes=profile_df.select("sku", "location", "demand_class")
+    ).toPandas()
+    shares = errors.set_index("sku")["bias_share"]
+    assert shares[skus].to_numpy() == pytest.approx(0.1)
+    assert shares["C"] == 0.0
+
+    empty = spark.createDataFrame([], SUPPLIER_SCHEMA)
+    plans = {}
+    for correct in (True, False):
+        plan = plan_inventory(
+            spark.createDataFrame(forecast, FORECAST_SCHEMA),
+            backtest_df,
+            profile_df,
+            empty,
+            spark.createDataFrame([], INVENTORY_SCHEMA),
+            spark.createDataFrame([], PRODUCT_SCHEMA),
+            InventoryConfig(bias_correction=correct),
+            STAMP,
+        )
+        plans[correct] = plan.safety_stock.toPandas().set_index("sku")
+    assert plans[True].loc[skus[0], "demand_per_period"] == pytest.approx(11.0)
+    assert plans[False].loc[skus[0], "demand_per_period"] == pytest.approx(10.0)
+    assert plans[True].loc["C", "demand_per_period"] == pytest.approx(10.0)

@@ -8,7 +8,10 @@ recommended orders. Per series:
 2. **Forecast error.** σ_d comes from the chosen model's backtest errors, not from the spread of raw
    demand: what the plan must absorb is the error of the forecast it follows. The errors are split
    into a per-period part σ_d and a persistent level part σ_b (`selection.backtest_errors`), because
-   a forecast that starts too low stays too low over the whole lead time. A series without enough
+   a forecast that starts too low stays too low over the whole lead time. The mean error of the
+   model's pool (same model and demand class, all series) corrects d: d = forecast × (1 + bias_share),
+   for a systematic lag (e.g. a model without trend on growing demand) is no spread to buffer
+   (`bias_correction`). A series without enough
    backtest periods falls back to the σ implied by the forecast's 80 % interval, then to the Poisson
    σ = √d (σ_b = 0 for both); `error_std_source` says which.
 3. **Lead time.** Mean L and standard deviation σ_L from `bronze.suppliers` (days, converted to
@@ -335,6 +338,7 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         "chosen.rmse AS backtest_rmse",
         "chosen.error_variance AS backtest_error_variance",
         "chosen.level_error_variance AS backtest_level_error_variance",
+        "chosen.bias_share AS backtest_bias_share",
         "chosen.forecast_start AS forecast_start",
         "chosen.horizon AS horizon",
         "chosen.forecast_path AS forecast_path",
@@ -386,7 +390,7 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         (col("review_period_days") / period_days).alias("review_periods"),
     ).selectExpr(
         "*",
-        _windowed_demand_rate("forecast_path", str(lead_time + review)).alias("demand_per_period"),
+        _windowed_demand_rate("forecast_path", str(lead_time + review)).alias("forecast_demand_per_period"),
         sql(
             f"CASE WHEN {enough} THEN 'backtest' WHEN `interval_error_std` > 0 THEN 'forecast_interval' "
             "ELSE 'poisson' END"
@@ -399,11 +403,16 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         col("unit_cost") * settings.holding_cost_rate,
         SPARK,
     )
+    bias = "greatest(1D + coalesce(`backtest_bias_share`, 0D), 0D)" if settings.bias_correction else "1D"
     df = df.selectExpr(
         "*",
         sql(
+            f"CASE WHEN `error_std_source` = 'backtest' THEN `forecast_demand_per_period` * {bias} "
+            "ELSE `forecast_demand_per_period` END"
+        ).alias("demand_per_period"),
+        sql(
             "CASE `error_std_source` WHEN 'backtest' THEN sqrt(`backtest_error_variance`) "
-            "WHEN 'forecast_interval' THEN `interval_error_std` ELSE sqrt(`demand_per_period`) END"
+            "WHEN 'forecast_interval' THEN `interval_error_std` ELSE sqrt(`forecast_demand_per_period`) END"
         ).alias("forecast_error_std"),
         sql("CASE WHEN `error_std_source` = 'backtest' THEN sqrt(`backtest_level_error_variance`) ELSE 0D END").alias(
             "level_error_std"

@@ -30,6 +30,9 @@ SERIES_KEYS: tuple[str, ...] = ("sku", "location")
 BLEND_MODEL = "blend"
 FORECAST_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "model", "date", "step", "yhat")
 BACKTEST_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "model", "fold", "date", "step", "y", "yhat")
+# A pool's mean error corrects the demand rate only when this many series share it: the mean of a
+# handful is their own bias again, which does not persist (see `backtest_errors`).
+BIAS_POOL_MIN_SERIES = 30
 # z of a central 80 % interval: the half-width of an 80 % interval is 1.2816 σ.
 Z_80 = 1.2815515655446004
 
@@ -148,6 +151,13 @@ def backtest_errors(
 
     The error of a sum over P periods then has variance P·σ_u² + P²·σ_b² (`formulas.demand_std`).
 
+    * bias_share: the pool's mean error as a share of its forecast, Σe / Σŷ over the same model and
+      demand class. A series' own mean error does not predict its next window (on the demo data
+      their correlation across series is about 0), but the pool's does: a model without a trend
+      lags a growing demand by a stable few percent, fold after fold. `policy` scales the demand
+      rate by (1 + bias_share). 0 for pools of fewer than `BIAS_POOL_MIN_SERIES` series. (σ_b² keeps
+      the small part of the bias it counted: conservative.)
+
     Args:
         backtest: `gold.backtest_forecast` rows of one forecast run.
         freq: the frequency to score.
@@ -158,7 +168,7 @@ def backtest_errors(
             the model (default: pooled per model only).
 
     Returns columns sku, location, model, backtest_periods, folds, rmse, mae, wape (NULL when the
-    actuals sum to 0), error_variance, level_error_variance [, error_path].
+    actuals sum to 0), error_variance, level_error_variance, bias_share [, error_path].
     """
     require_columns(backtest, BACKTEST_COLUMNS, "backtest")
     usable = F.col("y").isNotNull() & F.col("yhat").isNotNull() & ~F.isnan("y") & ~F.isnan("yhat")
@@ -173,6 +183,7 @@ def backtest_errors(
             F.col("fold").cast("int").alias("fold"),
             "step",
             "y",
+            "yhat",
             (F.col("y") - F.col("yhat")).alias("error"),
         )
     )
@@ -192,6 +203,8 @@ def backtest_errors(
         F.sum(F.col("error") * F.col("error")).alias("sum_squares"),
         F.sum(F.abs("error")).alias("sum_absolute"),
         F.sum(F.abs("y")).alias("sum_actual"),
+        F.sum("error").alias("total_error"),
+        F.sum("yhat").alias("total_forecast"),
         *fold_sums,
     ]
     if keep_path:
@@ -227,6 +240,8 @@ def backtest_errors(
         ).alias("within_variance"),
         (over_folds("power(sum_error_{i} / n_{i}, 2)") / folds).alias("fold_mean_square"),
         (periods / folds).alias("mean_fold_periods"),
+        "total_error",
+        "total_forecast",
         *(["error_path"] if keep_path else []),
     )
     # A fold of one period has no within-fold spread: the per-period variance is then the mean square.
@@ -245,7 +260,11 @@ def backtest_errors(
     pooled = stats.groupBy("model", "pool").agg(
         F.greatest(F.sum("level_excess") / F.nullif(F.sum("error_variance"), F.lit(0.0)), F.lit(0.0)).alias(
             "pooled_level_share"
-        )
+        ),
+        F.when(
+            F.count("*") >= BIAS_POOL_MIN_SERIES,  # one row per series and model
+            F.sum("total_error") / F.when(F.sum("total_forecast") > 0, F.sum("total_forecast")),
+        ).alias("pooled_bias_share"),
     )
     return stats.join(F.broadcast(pooled), ["model", "pool"], "left").select(
         *SERIES_KEYS,
@@ -257,6 +276,7 @@ def backtest_errors(
         "wape",
         "error_variance",
         (F.coalesce(F.col("pooled_level_share"), F.lit(0.0)) * F.col("error_variance")).alias("level_error_variance"),
+        F.coalesce(F.col("pooled_bias_share"), F.lit(0.0)).alias("bias_share"),
         *(["error_path"] if keep_path else []),
     )
 

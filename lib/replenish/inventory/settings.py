@@ -132,6 +132,9 @@ class InventoryConfig:
             instead of the normal one.
         intermittent_method: `empirical` or `normal` (size every series with the normal distribution).
         min_empirical_samples: fewer lead-time error windows than this and the normal is used instead.
+        bias_correction: scale each backtest-sized series' demand rate by 1 + the mean error share of
+            its model and demand class in the backtests (`selection.backtest_errors`): a systematic
+            under- or over-forecast is corrected, not buffered.
         selection: how the driving forecast is chosen.
         simulation: how `replenish simulate` replays the hold-out.
     """
@@ -151,6 +154,7 @@ class InventoryConfig:
     intermittent_classes: tuple[str, ...] = ("intermittent", "lumpy")
     intermittent_method: Literal["empirical", "normal"] = "empirical"
     min_empirical_samples: int = 20
+    bias_correction: bool = True
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
