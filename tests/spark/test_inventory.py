@@ -443,3 +443,57 @@ def test_the_pool_mean_error_corrects_the_demand_rate(spark) -> None:
     assert plans[True].loc[skus[0], "demand_per_period"] == pytest.approx(11.0)
     assert plans[False].loc[skus[0], "demand_per_period"] == pytest.approx(10.0)
     assert plans[True].loc["C", "demand_per_period"] == pytest.approx(10.0)
+
+
+def _shuffle_keys(df) -> list[tuple[str, ...]]:
+    """The keys of every hash-partitioning exchange in `df`'s physical plan, without expression ids."""
+    import re
+
+    text = df._jdf.queryExecution().executedPlan().toString()
+    keys = []
+    for match in re.finditer(r"Exchange hashpartitioning\(([^)]*)\)", text):
+        names = [re.sub(r"#\d+L?$", "", part.strip()) for part in match.group(1).split(",")]
+        keys.append(tuple(name for name in names if not name.isdigit()))
+    return keys
+
+
+def test_the_plan_shuffles_each_input_once_by_sku(spark) -> None:
+    # Under PLANNING_CONF every exchange of the plan is an input's own partitioning by SKU, or the tiny
+    # aggregate of the pooled shares per model and class. With the Spark default the joins shuffle again.
+    from replenish.session import PLANNING_CONF, session_conf
+
+    no_broadcast = {"spark.sql.autoBroadcastJoinThreshold": "-1"}
+    with session_conf(spark, {**PLANNING_CONF, **no_broadcast}):
+        planned = _shuffle_keys(plan_inventory(**inputs(spark), settings=InventoryConfig(), stamp=STAMP).series)
+    with session_conf(spark, no_broadcast):
+        default = _shuffle_keys(plan_inventory(**inputs(spark), settings=InventoryConfig(), stamp=STAMP).series)
+    assert planned and set(planned) <= {("sku",), ("model", "pool")}
+    assert len(default) > len(planned)
+    assert any(keys not in {("sku",), ("model", "pool")} for keys in default)
+
+
+def test_session_conf_restores_what_was_set(spark) -> None:
+    from replenish.session import session_conf
+
+    key, unset = "spark.sql.shuffle.partitions", "spark.sql.requireAllClusterKeysForCoPartition"
+    before = spark.conf.get(key)
+    with session_conf(spark, {key: "3", unset: "false"}):
+        assert spark.conf.get(key) == "3" and spark.conf.get(unset) == "false"
+    assert spark.conf.get(key) == before
+    assert spark.conf.get(unset) == "true"  # the Spark default again
+
+
+def test_backtest_grid_and_rows_outside_it(spark) -> None:
+    # The grid comes from the run's rows; a row of a fold or step outside it is not scored.
+    from replenish.inventory.selection import backtest_errors, backtest_grid
+
+    data = inputs(spark)
+    grid = backtest_grid(data["forecast"], data["backtest"], "D")
+    assert (grid.forecast_steps, grid.folds, grid.backtest_steps) == (HORIZON, (1, 2, 3), HORIZON)
+    smaller = dataclasses.replace(grid, folds=(1, 2))
+    full = backtest_errors(data["backtest"], "D", grid, keep_path=True).toPandas().set_index(["sku", "model"])
+    part = backtest_errors(data["backtest"], "D", smaller, keep_path=True).toPandas().set_index(["sku", "model"])
+    assert (full["folds"] == 3).all() and (part["folds"] == 2).all()
+    assert (part["backtest_periods"] * 3 == full["backtest_periods"] * 2).all()
+    path = full.loc[("D", "good")]["error_path"]
+    assert [(cell["fold"], cell["step"]) for cell in path] == [(f, s) for f in (1, 2, 3) for s in range(1, 29)]
