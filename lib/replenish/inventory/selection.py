@@ -197,9 +197,7 @@ def backtest_errors(
             F.sum(F.when(in_fold, F.col("error") * F.col("error"))).alias(f"sum_squares_{i}"),
         ]
     per_model = [
-        # count(step), not count(*): the level-share branch below then reads the same columns as the main one,
-        # so Spark reuses one exchange of the backtest for both instead of reading and shuffling it twice.
-        F.count("step").alias("backtest_periods"),
+        F.count("*").alias("backtest_periods"),
         F.sum(F.col("error") * F.col("error")).alias("sum_squares"),
         F.sum(F.abs("error")).alias("sum_absolute"),
         F.sum(F.abs("y")).alias("sum_actual"),
@@ -381,9 +379,9 @@ def select_models(candidates: DataFrame, settings: SelectionConfig) -> DataFrame
         .withColumn("unscored", ~F.col("scored"))
     )
     # Ranked by a window over a narrow projection, then the winner's wide row joined back: the input is
-    # clustered by SKU and already sorted by series and model, so this sorts a few columns once. A groupBy
-    # with collect_list of the wide candidate structs falls back to a sort-based object aggregation past
-    # 128 series per task and then sorts every array.
+    # clustered by SKU, so the window sorts a few columns locally, and the wide rows, already in series
+    # and model order from the join before, are not sorted again. A groupBy with collect_list of the wide
+    # candidate structs falls back to a sort-based object aggregation past 128 series per task.
     order = ("unscored", "sort_key", "model")
     by_rank = _series_window().orderBy(*order)
     whole = by_rank.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
