@@ -35,7 +35,7 @@ from pyspark.sql import functions as F
 from replenish.errors import ValidationError
 from replenish.inventory.policy import RunStamp, plan_inventory
 from replenish.inventory.schemas import INVENTORY_SIMULATION_SCHEMA, conform
-from replenish.inventory.selection import SERIES_KEYS, require_columns
+from replenish.inventory.selection import SERIES_KEYS, backtest_grid, require_columns
 from replenish.inventory.settings import InventoryConfig
 from replenish.inventory.simulate import SERIES_INPUT_COLUMNS, series_output_schema, simulate_series
 
@@ -112,6 +112,9 @@ def policies_by_cutoff(
         [], "sku string, location string, snapshot_date date, on_hand double, on_order double, backorders double"
     )
     ends = [*holdout.cutoffs[1:], holdout.end + dt.timedelta(days=1)]
+    # One grid for every cutoff: each cutoff's forecast is backtest rows, and its error sample is a subset
+    # of the backtest's folds (folds without rows count for nothing).
+    grid = backtest_grid(backtest, backtest, settings.freq)
     plans = []
     for cutoff, valid_to in zip(holdout.cutoffs, ends, strict=True):
         plan = plan_inventory(
@@ -123,6 +126,7 @@ def policies_by_cutoff(
             products,
             settings,
             stamp,
+            grid=grid,
         )
         plans.append(
             plan.series.select(

@@ -53,7 +53,7 @@ from replenish.inventory.schemas import (
     SAFETY_STOCK_SCHEMA,
     conform,
 )
-from replenish.inventory.selection import SERIES_KEYS, choose_forecasts, require_columns
+from replenish.inventory.selection import SERIES_KEYS, BacktestGrid, choose_forecasts, require_columns
 from replenish.inventory.settings import DAYS_PER_YEAR, InventoryConfig
 
 PROFILE_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "demand_class", "abc_xyz")
@@ -244,6 +244,8 @@ def plan_inventory(
     products: DataFrame,
     settings: InventoryConfig,
     stamp: RunStamp,
+    *,
+    grid: BacktestGrid | None = None,
 ) -> InventoryPlan:
     """Model selection, safety stock and the replenishment plan for every series of a forecast run.
 
@@ -258,6 +260,7 @@ def plan_inventory(
         products: `bronze.products` (unit_cost and category fallbacks).
         settings: the `inventory:` settings.
         stamp: run metadata for the output rows.
+        grid: the run's steps and folds, when the caller knows them (default: read from the inputs).
 
     Returns:
         The per-series frame and the three gold outputs projected from it.
@@ -281,6 +284,7 @@ def plan_inventory(
         keep_error_path=empirical,
         demand_classes=profile_terms.select(*SERIES_KEYS, "demand_class"),
         protection_periods=protection,
+        grid=grid,
     )
     series = (
         chosen.join(profile_terms, list(SERIES_KEYS), "left")

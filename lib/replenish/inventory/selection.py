@@ -80,6 +80,13 @@ def backtest_grid(forecast: DataFrame, backtest: DataFrame, freq: str) -> Backte
     )
 
 
+def _dense_path(cells: list[str], value: str, element_type: str) -> Column:
+    """The aggregate cells (one per grid point, in order) as an array, without the points a series lacks."""
+    if not cells:
+        return F.expr(f"CAST(array() AS ARRAY<{element_type}>)")
+    return F.expr(f"filter(array({', '.join(cells)}), x -> x.{value} IS NOT NULL)")
+
+
 def forecast_candidates(forecast: DataFrame, freq: str, steps: int) -> DataFrame:
     """One row per series × model of the forecast run: the forecast path and what it implies.
 
@@ -98,13 +105,10 @@ def forecast_candidates(forecast: DataFrame, freq: str, steps: int) -> DataFrame
         if {"yhat_hi_80", "yhat_lo_80"} <= set(forecast.columns)
         else F.lit(None).cast("double")
     )
-    path = ", ".join(
-        f"named_struct('step', {k}, 'yhat', max(CASE WHEN step = {k} THEN yhat END))" for k in range(1, steps + 1)
-    )
-    forecast_path = F.expr(
-        f"filter(array({path}), x -> x.yhat IS NOT NULL)"
-        if steps > 0
-        else "filter(array(named_struct('step', 0, 'yhat', CAST(NULL AS DOUBLE))), x -> false)"
+    forecast_path = _dense_path(
+        [f"named_struct('step', {k}, 'yhat', max(CASE WHEN step = {k} THEN yhat END))" for k in range(1, steps + 1)],
+        "yhat",
+        "STRUCT<step: INT, yhat: DOUBLE>",
     )
     return (
         forecast.where(F.col("freq") == freq)
@@ -206,14 +210,13 @@ def backtest_errors(
         *fold_sums,
     ]
     if keep_path:
-        cells = ", ".join(
+        cells = [
             f"named_struct('fold', {fold}, 'step', {step}, "
             f"'error', max(CASE WHEN fold = {fold} AND step = {step} THEN error END))"
             for fold in grid.folds
             for step in range(1, grid.backtest_steps + 1)
-        )
-        empty = "named_struct('fold', 0, 'step', 0, 'error', CAST(NULL AS DOUBLE))"
-        per_model.append(F.expr(f"filter(array({cells or empty}), x -> x.error IS NOT NULL)").alias("error_path"))
+        ]
+        per_model.append(_dense_path(cells, "error", "STRUCT<fold: INT, step: INT, error: DOUBLE>").alias("error_path"))
     in_grid = F.col("fold").isin(list(grid.folds)) & (F.col("step") <= grid.backtest_steps)
     sums = scored.where(in_grid).groupBy(*SERIES_KEYS, "model").agg(*per_model)
 
