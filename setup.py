@@ -27,7 +27,7 @@ setup(
     ],
     extras_require={
         "cluster": ["delta-spark==3.2.*"],
-        "dev": ["pytest>=8,<10", "ruff==0.17.6", "mypy>=1.10"],
+        "dev": ["pytest>=8,<10", "ruff==0.17.6", "mypy>=1.10", "threadpoolctl>=3"],
     },
     entry_points={"console_scripts": ["replenish=replenish.cli:main"]},
 )

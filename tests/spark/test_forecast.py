@@ -113,6 +113,25 @@ def test_next_run_reuses_the_stored_arima_orders(two_runs) -> None:
     assert _of_run(lake, "gold.forecast", "run-2")["step"].max() == 3
 
 
+def test_warm_start_reads_the_newest_arima_row_or_arima_failure(spark) -> None:
+    from replenish.forecast.registry import latest_arima_orders
+
+    rows = [
+        ("r1", dt.date(2024, 6, 1), "D", "A", "L", "arima", '{"order": [1, 0, 0]}'),
+        ("r2", dt.date(2024, 6, 2), "D", "A", "L", "ets", '{"arima_failed_on": "2024-06-02"}'),
+        ("r1", dt.date(2024, 6, 1), "D", "B", "L", "arima", '{"order": [0, 1, 1]}'),
+        ("r2", dt.date(2024, 6, 2), "D", "B", "L", "seasonal_naive", '{"season_length": 7}'),
+        ("r2", dt.date(2024, 6, 2), "W", "B", "L", "arima", '{"order": [2, 0, 0]}'),
+        ("r2", dt.date(2024, 6, 2), "D", "C", "L", "croston_sba", '{"alpha": 0.1}'),
+    ]
+    columns = ["run_id", "run_date", "freq", "sku", "location", "model", "params"]
+    stored = latest_arima_orders(spark.createDataFrame(rows, columns), "D").toPandas().set_index("sku")
+    assert sorted(stored.index) == ["A", "B"]
+    assert json.loads(stored.loc["A", "warm_params"]) == {"arima_failed_on": "2024-06-02"}
+    assert json.loads(stored.loc["B", "warm_params"]) == {"order": [0, 1, 1]}  # daily, the ARIMA row
+    assert stored.loc["B", "warm_run_id"] == "r1"
+
+
 def test_backtest_metrics_rescore_the_written_rows_identically(two_runs) -> None:
     lake, _ = two_runs
     written = _of_run(lake, "gold.forecast_backtest", "run-1")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from replenish.forecast.models import Arima, ArimaOrders, FitError
+from replenish.forecast.models import Arima, ArimaOrders, FitError, _library_start, ordered_coefficients
 from replenish.forecast.settings import ArimaSettings
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -100,6 +100,84 @@ def test_frozen_model_keeps_orders_and_reestimates_parameters() -> None:
     assert refit.orders_ == first.orders_
     assert refit.params()["selection"] == "reuse"
     assert refit.params()["coef"] != first.params()["coef"]
+
+
+def _promo_series(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """AR(1) noise around 20 with two regressors (promo lift 6, price effect -4): three regression columns."""
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([(rng.random(n) < 0.2).astype(float), rng.normal(1.0, 0.1, n)])
+    return arma(n, phi=(0.5,), seed=seed) + 10.0 + 6.0 * X[:, 0] - 4.0 * X[:, 1], X
+
+
+def test_library_start_is_where_the_optimizer_begins() -> None:
+    """With zero optimizer iterations statsforecast returns its starting point: it must be `start`.
+
+    This pins the two coordinate changes `_library_start` undoes (the AR part mapped twice, the
+    regression part rotated); a statsforecast release that changes either fails here.
+    """
+    from statsforecast.arima import Arima as estimate
+    from statsforecast.models import ARIMA
+
+    y, X = _promo_series(300, seed=4)
+    spec = ARIMA(order=(2, 0, 0), season_length=7, seasonal_order=(1, 0, 0), include_mean=True)
+    start = np.array([0.41, -0.2, 0.3, 19.0, 5.0, -3.0])  # ar1, ar2, sar1, intercept, ex_1, ex_2
+    init = _library_start(start, spec, y, X)
+    assert init is not None
+    result = estimate(
+        y,
+        order=spec.order,
+        seasonal={"order": spec.seasonal_order, "period": 7},
+        xreg=X,
+        include_mean=True,
+        method="ML",
+        init=init,
+        optim_control={"maxiter": 0},
+    )
+    assert ordered_coefficients(result["coef"]) == pytest.approx(tuple(start), abs=1e-9)
+    assert _library_start(start[:-1], spec, y, X) is None  # a regressor fewer: no start
+
+
+def test_refit_from_its_own_coefficients_stays_at_the_optimum() -> None:
+    y, X = _promo_series(400, seed=5)
+    orders = ArimaOrders(order=(1, 0, 1), include_mean=True, regressors=("promo", "price"))
+    full = Arima(orders=orders, regressor_names=("promo", "price")).fit(y, X)
+    assert full.estimation_ == "full"
+    again = Arima(orders=orders, regressor_names=("promo", "price"), start=full.coefficients_).fit(y, X)
+    assert again.estimation_ == "from start"
+    assert again.coefficients_ == pytest.approx(full.coefficients_, abs=2e-3)
+    assert again.model_.model_["loglik"] >= full.model_.model_["loglik"] - 1e-6
+
+
+def test_warm_refit_starts_from_the_previous_coefficients() -> None:
+    first = Arima(season_length=7).fit(seasonal_ma(400, seed=1)[:-7])
+    refit = first.frozen().fit(seasonal_ma(400, seed=1))
+    assert first.params()["estimation"] == "search"
+    assert refit.params()["estimation"] == "from start"
+    assert refit.orders_ == first.orders_
+    cold = Arima(orders=first.orders_).fit(seasonal_ma(400, seed=1))
+    assert cold.params()["estimation"] == "full"
+    assert refit.model_.model_["loglik"] == pytest.approx(cold.model_.model_["loglik"], abs=0.05)
+    forecast, reference = refit.predict(14)["mean"], cold.predict(14)["mean"]
+    assert forecast == pytest.approx(reference, rel=0.01)
+
+
+def test_unusable_start_falls_back_to_the_full_estimation() -> None:
+    y = arma(300, phi=(0.6,), seed=2)
+    orders = ArimaOrders(order=(1, 0, 0), include_mean=True)
+    explosive = Arima(orders=orders, start=(1.5, 10.0)).fit(y)
+    wrong_length = Arima(orders=orders, start=(0.6,)).fit(y)
+    not_finite = Arima(orders=orders, start=(float("nan"), 10.0)).fit(y)
+    for model in (explosive, wrong_length, not_finite):
+        assert model.estimation_ == "full"
+        assert model.params()["coef"]["ar1"] == pytest.approx(0.6, abs=0.1)
+
+
+def test_coefficients_are_put_back_in_estimation_order() -> None:
+    names = {"sma1": 4, "ex_10": 9, "ar2": 2, "drift": 7, "ex_2": 8, "ma1": 3, "intercept": 6, "ar1": 1, "sar1": 5}
+    stored = json.loads(json.dumps(names, sort_keys=True))
+    assert ordered_coefficients(stored) == (1, 2, 3, 5, 4, 6, 7, 8, 9)
+    with pytest.raises(ValueError, match="unknown ARIMA coefficient"):
+        ordered_coefficients({"ar1": 0.5, "beta": 1.0})
 
 
 def test_orders_round_trip_through_registry_json() -> None:

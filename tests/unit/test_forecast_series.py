@@ -276,6 +276,44 @@ def test_warm_start_reuses_orders_and_searches_again_when_degraded() -> None:
     assert forced.candidates[0].params["selection"] == "search"
 
 
+def test_a_failed_arima_search_is_not_repeated_until_it_is_old(monkeypatch) -> None:
+    demand = weekly(150, seed=4)
+    plan = replace(PLAN, mode="arima")
+    searches: list[int] = []
+
+    def failing(self, y, X=None):
+        searches.append(len(y))
+        raise FitError("arima: the likelihood optimizer did not converge (iteration limit reached)")
+
+    monkeypatch.setattr(Arima, "fit", failing)
+    cold = forecast_series(history(demand, demand_class="smooth"), plan).candidates[0]
+    assert cold.model == "ets" and cold.status == "fallback" and searches
+    assert cold.params["arima_failed_on"] == "2024-06-01"
+    failure = WarmStart.from_params(json.dumps(cold.params, sort_keys=True))
+    assert failure is not None and failure.orders is None and failure.selected_on == "2024-06-01"
+
+    searches.clear()
+    tomorrow = np.append(demand, demand[-7])
+    nightly = replace(plan, run_date="2024-06-02")
+    warm = forecast_series(history(tomorrow, demand_class="smooth", warm=failure), nightly).candidates[0]
+    assert searches == []
+    assert warm.model == "ets" and "search failed on 2024-06-01; not retried" in warm.reason
+    assert warm.params["arima_failed_on"] == "2024-06-01"  # the date of the search, so it ages
+
+    later = replace(plan, run_date="2024-07-15")  # older than max_order_age_days (28)
+    retried = forecast_series(history(tomorrow, demand_class="smooth", warm=failure), later).candidates[0]
+    assert searches and "searched again" in retried.reason
+    assert retried.params["arima_failed_on"] == "2024-07-15"
+    forced = forecast_series(history(tomorrow, demand_class="smooth", warm=failure), replace(nightly, warm_start=False))
+    assert "not retried" not in forced.candidates[0].reason
+
+
+def test_warm_start_reads_the_coefficients_in_estimation_order() -> None:
+    stored = {"order": [1, 0, 1], "coef": {"ex_1": 3.0, "intercept": 2.0, "ma1": 0.4, "ar1": 0.5}}
+    warm_start = WarmStart.from_params(json.dumps(stored, sort_keys=True))
+    assert warm_start is not None and warm_start.coefficients == (0.5, 0.4, 2.0, 3.0)
+
+
 def test_malformed_stored_params_mean_a_cold_start() -> None:
     assert WarmStart.from_params('{"order": "x"}') is None
     assert WarmStart.from_params(None) is None

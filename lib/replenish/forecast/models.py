@@ -12,7 +12,7 @@ Example:
     ```python
     model = Arima(season_length=7).fit(y)          # automatic order search
     forecast = model.predict(28)                   # {"mean", "lo_80", "hi_80", "lo_95", "hi_95"}
-    refit = model.frozen().fit(y_tomorrow)         # same orders, parameters re-estimated
+    refit = model.frozen().fit(y_tomorrow)         # same orders, parameters re-estimated from today's
     ```
 """
 
@@ -241,6 +241,71 @@ class ArimaOrders:
         return text
 
 
+_COEFFICIENT_GROUPS = ("ar", "ma", "sar", "sma", "intercept", "drift", "ex_")
+
+
+def _coefficient_rank(name: str) -> tuple[int, int]:
+    group = next(i for i, prefix in enumerate(_COEFFICIENT_GROUPS) if name.startswith(prefix))
+    digits = name[len(_COEFFICIENT_GROUPS[group]) :]
+    return group, int(digits) if digits.isdigit() else 0
+
+
+def ordered_coefficients(coefficients: Mapping[str, float]) -> tuple[float, ...]:
+    """ARIMA coefficients by name (as the registry stores them) in statsforecast's estimation order.
+
+    That order is AR, MA, seasonal AR, seasonal MA, then the regression columns: intercept, drift,
+    `ex_1`, `ex_2`, ...; raises ValueError on a name that is none of these.
+    """
+    try:
+        names = sorted(coefficients, key=_coefficient_rank)
+    except StopIteration:
+        raise ValueError(f"unknown ARIMA coefficient among {sorted(coefficients)}") from None
+    return tuple(float(coefficients[name]) for name in names)
+
+
+def _inside_unit_circle(coefficients: np.ndarray) -> bool:
+    """Whether 1 + c1·z + ... + cp·z^p has all its roots outside the unit circle (p = 0: True).
+
+    With c = -AR coefficients this is stationarity, with c = MA coefficients invertibility.
+    """
+    if coefficients.size == 0 or not np.any(coefficients):
+        return True
+    roots = np.polynomial.polynomial.polyroots(np.r_[1.0, coefficients])
+    return bool(np.all(np.abs(roots) > 1.0))
+
+
+def _library_start(start: np.ndarray, spec: Any, values: np.ndarray, matrix: np.ndarray | None) -> np.ndarray | None:
+    """`start` in the coordinates statsforecast's `arima(method="ML", init=...)` reads it in.
+
+    That function (a port of R's `stats::arima`) does two things to a given `init` that this undoes,
+    so that the optimizer begins exactly at `start`: it maps the AR coefficients to the optimizer's
+    unconstrained space twice (once on reading `init`, once before optimizing), so the AR part is
+    given as the constrained image of `start`; and with more than one regression column (the
+    intercept, the drift and the regressors) it estimates their coefficients on the columns rotated by
+    their right singular vectors, so that part is given rotated. None when the lengths disagree.
+    The unit test of warm refits on unchanged data checks this against the library.
+    """
+    from statsforecast.arima import arima_undopars
+
+    p, d, q = spec.order
+    big_p, big_d, big_q = spec.seasonal_order
+    columns = [] if matrix is None else [matrix]
+    if spec.include_drift:
+        columns.insert(0, np.arange(1, values.size + 1, dtype=float)[:, None])
+    if spec.include_mean and d + big_d == 0:
+        columns.insert(0, np.ones((values.size, 1)))
+    design = np.column_stack(columns) if columns else np.empty((values.size, 0))
+    arma_count = p + q + big_p + big_q
+    if start.size != arma_count + design.shape[1]:
+        return None
+    init = start.copy()
+    if design.shape[1] > 1:
+        _, _, vt = np.linalg.svd(design[np.isfinite(design).all(axis=1)])
+        init[arma_count:] = vt.T @ start[arma_count:]
+    arma = np.array([p, q, big_p, big_q, spec.season_length, d, big_d], dtype=np.int32)
+    return arima_undopars(init, arma)
+
+
 def fourier_terms(start: int, length: int, period: float, pairs: int) -> np.ndarray:
     """sin and cos of 2πkt/period for k = 1..pairs at positions t = start..start+length-1, one column each."""
     t = np.arange(start, start + length, dtype=float)[:, None]
@@ -263,12 +328,20 @@ class Arima(SeriesModel):
     m = 52 carries a state of 50+ lags, costs seconds per likelihood fit, and is poorly identified on
     three years of history.
 
+    A refit of given orders that also has `start` (the coefficients of an earlier fit, in
+    statsforecast's order) maximises the exact likelihood from there (method ML): on a window one
+    night longer the optimum has barely moved, so the optimizer needs a few steps instead of a
+    conditional-sum-of-squares pass plus a full ML search from zero. A start that does not fit the
+    design (a regressor dropped since) or is not stationary, or a fit from it that does not
+    converge, falls back to that full estimation.
+
     Args:
         season_length: periods per season; the search is seasonal only with
             `settings.min_seasonal_cycles` full seasons of history.
         settings: the search space (`ArimaSettings`).
         orders: fixed orders (warm start), or None to search.
         regressor_names: the names of the columns of `X`, in order.
+        start: coefficients to start the estimation of `orders` from, or None.
     """
 
     name = "arima"
@@ -280,12 +353,14 @@ class Arima(SeriesModel):
         settings: ArimaSettings | None = None,
         orders: ArimaOrders | None = None,
         regressor_names: tuple[str, ...] = (),
+        start: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__(
             season_length=season_length,
             settings=settings or ArimaSettings(),
             orders=orders,
             regressor_names=tuple(regressor_names),
+            start=None if start is None else tuple(float(v) for v in start),
         )
 
     def _regressors(self, X: np.ndarray | None, n: int) -> tuple[tuple[str, ...], np.ndarray | None]:
@@ -350,6 +425,7 @@ class Arima(SeriesModel):
                 ic=settings.ic,
             )
             self.model_ = _quiet(lambda: search.fit(values, matrix), "ARIMA order search")
+            self.estimation_ = "search"
         else:
             if season > 1 and values.size <= orders.order[1] + orders.seasonal_order[1] * season + 2:
                 raise FitError(f"arima: {values.size} periods are too few for {orders.describe()}")
@@ -360,7 +436,13 @@ class Arima(SeriesModel):
                 include_mean=orders.include_mean,
                 include_drift=orders.include_drift,
             )
-            self.model_ = _quiet(lambda: fixed.fit(values, matrix), f"{orders.describe()} estimation")
+            started = self._estimate_from_start(fixed, values, matrix)
+            if started is not None:
+                fixed.model_ = started
+                self.model_, self.estimation_ = fixed, "from start"
+            else:
+                self.model_ = _quiet(lambda: fixed.fit(values, matrix), f"{orders.describe()} estimation")
+                self.estimation_ = "full"
         fitted = self.model_.model_
         if fitted.get("code") == 1:
             raise FitError("arima: the likelihood optimizer did not converge (iteration limit reached)")
@@ -368,6 +450,43 @@ class Arima(SeriesModel):
             raise FitError("arima: the fitted innovation variance is not finite")
         self.scale_ = float(np.max(np.abs(values))) if values.size else 0.0
         return self
+
+    def _estimate_from_start(self, spec: Any, values: np.ndarray, matrix: np.ndarray | None) -> dict | None:
+        """The ML fit of `spec` (a statsforecast `ARIMA`) from `start`; None where it cannot be used."""
+        from statsforecast.arima import Arima as estimate
+
+        start: tuple[float, ...] | None = self.options["start"]
+        p, q, big_p = spec.order[0], spec.order[2], spec.seasonal_order[0]
+        if start is None or not all(math.isfinite(v) for v in start):
+            return None
+        ar, seasonal_ar = np.array(start[:p]), np.array(start[p + q : p + q + big_p])
+        if not (_inside_unit_circle(-ar) and _inside_unit_circle(-seasonal_ar)):
+            return None
+        init = _library_start(np.array(start, dtype=float), spec, values, matrix)
+        if init is None:
+            return None
+        try:
+            fitted = _quiet(
+                lambda: estimate(
+                    values,
+                    order=spec.order,
+                    seasonal={"order": spec.seasonal_order, "period": spec.season_length},
+                    xreg=matrix,
+                    include_mean=spec.include_mean,
+                    include_drift=spec.include_drift,
+                    method="ML",
+                    init=init,
+                ),
+                "ARIMA estimation from the previous coefficients",
+            )
+        except FitError:
+            return None
+        usable = (
+            fitted.get("code") != 1
+            and math.isfinite(float(fitted.get("sigma2", float("nan"))))
+            and all(math.isfinite(float(v)) for v in fitted["coef"].values())
+        )
+        return fitted if usable else None
 
     def _with_fourier(self, matrix: np.ndarray | None, start: int, length: int) -> np.ndarray | None:
         """The regressors with the Fourier columns of positions start..start+length-1 appended."""
@@ -399,12 +518,19 @@ class Arima(SeriesModel):
         )
 
     def frozen(self) -> Arima:
+        """The same orders, to be re-estimated starting from this fit's coefficients."""
         return Arima(
             season_length=self.options["season_length"],
             settings=self.options["settings"],
             orders=self.orders_,
             regressor_names=self.options["regressor_names"],
+            start=self.coefficients_,
         )
+
+    @property
+    def coefficients_(self) -> tuple[float, ...]:
+        """The fitted coefficients in statsforecast's order (AR, MA, seasonal AR and MA, regressors)."""
+        return ordered_coefficients(self.model_.model_["coef"])
 
     def predict(self, h: int, X: np.ndarray | None = None) -> Prediction:
         future = None
@@ -426,6 +552,7 @@ class Arima(SeriesModel):
         return {
             **self.orders_.to_dict(),
             "selection": self.selection_,
+            "estimation": self.estimation_,
             "coef": {name: round(float(value), 6) for name, value in fitted["coef"].items()},
             "sigma2": float(fitted["sigma2"]),
             "aicc": None if not math.isfinite(float(fitted.get("aicc", np.nan))) else float(fitted["aicc"]),

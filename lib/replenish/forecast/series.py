@@ -47,6 +47,7 @@ from replenish.forecast.models import (
     SeriesModel,
     Zero,
     fallback_chain,
+    ordered_coefficients,
 )
 from replenish.forecast.settings import REGRESSORS, ForecastPlan
 
@@ -65,24 +66,32 @@ class WarmStart:
     """What the previous run's registry says about a series' ARIMA.
 
     Attributes:
-        orders: the orders to reuse.
+        orders: the orders to reuse; None when the last ARIMA search of the series failed.
         reference_mase: the backtest MASE when the orders were selected (the degradation yardstick).
-        selected_on: ISO date of the run that searched these orders.
+        selected_on: ISO date of the run that searched these orders, or whose ARIMA search failed.
         reference_backtest: (folds, horizon, step) of the backtest that measured `reference_mase`.
+        coefficients: the previous run's fitted coefficients, where the re-estimation starts.
     """
 
-    orders: ArimaOrders
+    orders: ArimaOrders | None
     reference_mase: float | None = None
     selected_on: str | None = None
     reference_backtest: tuple[int, int, int] | None = None
+    coefficients: tuple[float, ...] | None = None
 
     @classmethod
     def from_params(cls, text: str | None) -> WarmStart | None:
-        """Parse a `gold.model_registry.params` JSON of an ARIMA row; None when absent or malformed."""
+        """Parse a `gold.model_registry.params` JSON; None when absent or malformed.
+
+        An ARIMA row gives the orders; the row of the model a series fell back to after its ARIMA
+        failed gives `orders=None` and the date of that failure (`params.arima_failed_on`).
+        """
         if not text:
             return None
         try:
             data = json.loads(text)
+            if ARIMA_FAILED_ON in data and "order" not in data:
+                return cls(orders=None, selected_on=str(data[ARIMA_FAILED_ON]))
             reference = data.get("reference_mase")
             protocol = data.get("reference_backtest")
             return cls(
@@ -90,6 +99,7 @@ class WarmStart:
                 reference_mase=float(reference) if reference is not None else None,
                 selected_on=data.get("selected_on"),
                 reference_backtest=tuple(int(v) for v in protocol) if protocol else None,  # type: ignore[arg-type]
+                coefficients=ordered_coefficients(data["coef"]) if data.get("coef") else None,
             )
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring malformed stored ARIMA params %r: %s", text[:200], exc)
@@ -325,14 +335,21 @@ def route_series(history: SeriesHistory, prepared: PreparedSeries, plan: Forecas
 
 
 def make_model(
-    name: str, plan: ForecastPlan, *, regressor_names: tuple[str, ...] = (), orders: ArimaOrders | None = None
+    name: str,
+    plan: ForecastPlan,
+    *,
+    regressor_names: tuple[str, ...] = (),
+    orders: ArimaOrders | None = None,
+    start: tuple[float, ...] | None = None,
 ) -> SeriesModel:
-    """Build model `name` (a key of `MODELS`) with the plan's settings."""
+    """Build model `name` (a key of `MODELS`) with the plan's settings (`orders`, `start`: ARIMA only)."""
     season = plan.windows.season_length
     if name == SeasonalNaive.name:
         return SeasonalNaive(season_length=season)
     if name == Arima.name:
-        return Arima(season_length=season, settings=plan.arima, orders=orders, regressor_names=regressor_names)
+        return Arima(
+            season_length=season, settings=plan.arima, orders=orders, regressor_names=regressor_names, start=start
+        )
     if name == ETS.name:
         return ETS(season_length=season, spec=plan.ets_spec)
     if name == CrostonSBA.name:
@@ -390,9 +407,10 @@ def _fit_model(
     plan: ForecastPlan,
     future_x: np.ndarray | None,
     orders: ArimaOrders | None,
+    start: tuple[float, ...] | None = None,
 ) -> _Fitted:
     """Backtest and fit one model; FitError when any fit fails."""
-    template = make_model(name, plan, regressor_names=prepared.regressor_names, orders=orders)
+    template = make_model(name, plan, regressor_names=prepared.regressor_names, orders=orders, start=start)
     X = prepared.X if template.uses_regressors else None
     X_known = prepared.X_known if template.uses_regressors else None
     extra: dict[str, Any] = {}
@@ -429,6 +447,10 @@ def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), 6)
 
 
+ARIMA_FAILED_ON = "arima_failed_on"
+"""The `params` key, on the registry row of the model a series fell back to, that dates its failed ARIMA."""
+
+
 def run_candidate(
     role: str,
     requested: str,
@@ -444,20 +466,30 @@ def run_candidate(
     folds = prepared.folds
     reasons = [route_reason] if route_reason else []
     status = route_status
+    arima_failed_on: str | None = None
     for name in fallback_chain(requested):
+        warm = history.warm if (name == Arima.name and plan.warm_start) else None
         try:
-            warm = history.warm if (name == Arima.name and plan.warm_start) else None
             fitted = _fit_warm(name, warm, prepared, plan, future_x, reasons) if warm is not None else None
             if fitted is None:
                 fitted = _fit_model(name, prepared, folds, plan, future_x, None)
                 if name == Arima.name:
                     fitted.params["reference_mase"] = _finite_or_none(mean_mase(fitted.folds))
                     fitted.params["reference_backtest"] = list(_protocol(plan))
+            if arima_failed_on is not None:
+                fitted.params[ARIMA_FAILED_ON] = arima_failed_on
             return _candidate(role, requested, name, status, reasons, fitted, started)
         except FitError as exc:
             reasons.append(str(exc) if str(exc).startswith(name) else f"{name}: {exc}")
             status = "fallback"
+            if name == Arima.name:
+                not_retried = isinstance(exc, _NotRetried) and warm is not None
+                arima_failed_on = warm.selected_on if not_retried else plan.run_date
     raise FitError("; ".join(reasons))  # unreachable: `zero` cannot fail
+
+
+class _NotRetried(FitError):
+    """ARIMA failed for this series at a recent search: a warm start goes straight to the fallback."""
 
 
 def _protocol(plan: ForecastPlan) -> tuple[int, int, int]:
@@ -476,14 +508,26 @@ def _fit_warm(
 
     They are searched again when older than `max_order_age_days`, when they no longer fit, or when
     the backtest MASE exceeds the one recorded at selection by more than `degradation_threshold`
-    (compared only under the same backtest protocol: folds, horizon and step).
+    (compared only under the same backtest protocol: folds, horizon and step). A series whose last
+    ARIMA search failed is not searched again (`_NotRetried`) until that failure is as old.
     """
     age = warm.age_days(plan.run_date)
-    if plan.max_order_age_days is not None and age is not None and age > plan.max_order_age_days:
+    expired = plan.max_order_age_days is not None and age is not None and age > plan.max_order_age_days
+    if warm.orders is None:
+        if age is not None and not expired:
+            until = (
+                f"before it is {plan.max_order_age_days} days old"
+                if plan.max_order_age_days is not None
+                else "without a full search"
+            )
+            raise _NotRetried(f"arima: its search failed on {warm.selected_on}; not retried {until} (warm start)")
+        reasons.append(f"ARIMA search failed on {warm.selected_on}: searched again")
+        return None
+    if expired:
         reasons.append(f"stored orders are {age} days old: searched again")
         return None
     try:
-        fitted = _fit_model(name, prepared, prepared.folds, plan, future_x, warm.orders)
+        fitted = _fit_model(name, prepared, prepared.folds, plan, future_x, warm.orders, warm.coefficients)
     except FitError as exc:
         reasons.append(f"reused orders failed ({exc}): searched again")
         return None
