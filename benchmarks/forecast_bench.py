@@ -81,12 +81,12 @@ def _tree(pid: int) -> list[int]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """utime + stime of the process and of its reaped children."""
+    """utime + stime of the process itself (its children are counted as processes of the tree)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+    return sum(int(value) for value in fields[11:13]) / CLOCK_TICKS
 
 
 def _rss_mb(pid: int) -> float:
@@ -107,40 +107,51 @@ def _is_python(pid: int) -> bool:
 
 
 class Meter:
-    """CPU seconds and peak memory of this process and the Spark JVM tree over a block of work."""
+    """CPU seconds and peak memory of this process and the Spark JVM tree over a block of work.
+
+    Python workers come and go during a job (Spark stops idle ones), and a parent's count of its reaped
+    children's CPU is unreliable here, so the tree is sampled every 0.25 s and each process counts
+    with the most CPU it was seen to have used (a process that ends loses at most its last 0.25 s).
+    """
 
     def __init__(self, jvm_pid: int | None) -> None:
         self.jvm_pid = jvm_pid
 
-    def _cpu(self) -> float:
-        own = os.times()
-        total = own.user + own.system
-        if self.jvm_pid:
-            total += sum(_cpu_seconds(pid) for pid in _tree(self.jvm_pid))
-        return total
+    def _tree_cpu(self) -> dict[int, float]:
+        return {pid: _cpu_seconds(pid) for pid in _tree(self.jvm_pid)} if self.jvm_pid else {}
 
     def measure(self, work: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
         peaks = {"worker_rss_mb": 0.0, "jvm_rss_mb": 0.0}
         stop = threading.Event()
+        start = self._tree_cpu()
+        seen = dict(start)
+
+        def observe() -> None:
+            for pid, cpu in self._tree_cpu().items():
+                seen[pid] = max(seen.get(pid, 0.0), cpu)
 
         def sample() -> None:
             while not stop.is_set():
                 if self.jvm_pid:
+                    observe()
                     peaks["jvm_rss_mb"] = max(peaks["jvm_rss_mb"], _rss_mb(self.jvm_pid))
                     workers = [_rss_mb(pid) for pid in _tree(self.jvm_pid)[1:] if _is_python(pid)]
                     peaks["worker_rss_mb"] = max([peaks["worker_rss_mb"], *workers])
                 stop.wait(0.25)
 
+        own = os.times()
+        own_cpu, wall = own.user + own.system, time.perf_counter()
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        cpu, wall = self._cpu(), time.perf_counter()
         try:
             result = work()
         finally:
             elapsed = time.perf_counter() - wall
-            used = self._cpu() - cpu
             stop.set()
             sampler.join()
+            observe()
+            own = os.times()
+            used = own.user + own.system - own_cpu + sum(cpu - start.get(pid, 0.0) for pid, cpu in seen.items())
         return result, {"wall_s": elapsed, "cpu_s": used, **peaks}
 
 
