@@ -30,7 +30,12 @@ from scipy.optimize import brentq
 from replenish.errors import ValidationError
 from replenish.inventory import formulas
 from replenish.inventory.accuracy import forecast_accuracy
-from replenish.inventory.distributions import cycle_service_factor, inverse_normal_loss, normal_loss
+from replenish.inventory.distributions import (
+    cycle_service_factor,
+    inverse_normal_loss,
+    normal_loss,
+    rounding_allowance,
+)
 from replenish.inventory.ops import NUMPY, SPARK, col
 from replenish.inventory.policy import RunStamp, plan_inventory
 from replenish.inventory.schemas import (
@@ -225,6 +230,8 @@ def test_sql_formulas_agree_with_numpy(spark) -> None:
         "rounded": lambda o, c: formulas.round_order(c("quantity"), c("moq"), c("pack"), o),
         "continuous": lambda o, c: formulas.continuous_order(c("periods") * 10.0, c("pack"), c("position"), o),
         "periodic": lambda o, c: formulas.periodic_order(c("periods") * 10.0, c("position"), o),
+        "width": lambda o, c: formulas.rounding_excess_width(c("moq"), c("pack"), c("rate") * 7.0, o),
+        "allowance": lambda o, c: rounding_allowance(c("pack"), c("sigma"), 0.93, o),
     }
     frame = spark.createDataFrame(cases)
     got = frame.selectExpr(*[build(SPARK, col).alias(name) for name, build in expressions.items()]).toPandas()
@@ -271,7 +278,12 @@ def test_safety_stock_and_levels_for_a_smooth_series(cycle_plan) -> None:
     assert safety["safety_stock_periodic"] == pytest.approx(z * math.sqrt(11 * variance + 100))
     assert safety["safety_stock_continuous"] == pytest.approx(z * math.sqrt(4 * variance + 100))
     assert plan["reorder_point"] == pytest.approx(40.0 + z * math.sqrt(4 * variance + 100))
-    assert plan["order_up_to_level"] == pytest.approx(110.0 + z * math.sqrt(11 * variance + 100))
+    # MOQ 10 in packs of 12 against 70 units of review demand: the rounding spreads the position over
+    # one pack above S, netted out of S for the 98% target.
+    allowance = rounding_allowance(np.array(12.0), np.array(math.sqrt(11 * variance + 100)), 0.98, NUMPY)
+    assert 0.0 < plan["rounding_allowance"] < 6.0
+    assert plan["rounding_allowance"] == pytest.approx(float(allowance))
+    assert plan["order_up_to_level"] == pytest.approx(110.0 + z * math.sqrt(11 * variance + 100) - allowance)
     # EOQ = √(2 · 3652.5 · 20 / 1.25) = 341.9, rounded up to packs of 12.
     assert plan["economic_order_quantity"] == pytest.approx(math.sqrt(2 * 3652.5 * 20 / 1.25))
     assert plan["lot_size"] == 348.0

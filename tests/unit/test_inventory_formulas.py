@@ -14,6 +14,7 @@ from replenish.inventory.distributions import (
     cycle_service_factor,
     inverse_normal_loss,
     normal_loss,
+    rounding_allowance,
 )
 from replenish.inventory.ops import NUMPY, SPARK, Sql, col, literal
 
@@ -157,3 +158,28 @@ def test_sql_text_is_built_without_spark() -> None:
     assert literal(1.5) == "1.5D"  # a bare 1.5 would be a DECIMAL in Spark SQL
     assert literal("it's") == "'it\\'s'"
     assert literal(float("nan")) == "CAST('NaN' AS DOUBLE)"
+
+
+def test_rounding_excess_width_hand_cases() -> None:
+    width = formulas.rounding_excess_width(
+        np.array([0.0, 8.0, 8.0, 0.0, 30.0]),
+        np.array([1.0, 1.0, 6.0, 6.0, 5.0]),
+        np.array([2.0, 2.0, 2.0, 40.0, 14.0]),
+        NUMPY,
+    )
+    # packs only: one pack; MOQ 8 less half a review's demand; MOQ 8 in packs of 6 is 12; a big
+    # review demand leaves the pack; MOQ 30 (6 packs of 5) less 7
+    np.testing.assert_allclose(width, [1.0, 7.0, 11.0, 6.0, 23.0])
+
+
+def test_rounding_allowance_limits_and_the_equation_it_solves() -> None:
+    level = 0.9
+    z = cycle_service_factor(level)
+    assert rounding_allowance(np.array(1e-4), np.array(10.0), level, NUMPY) == pytest.approx(0.5e-4, rel=1e-3)
+    assert rounding_allowance(np.array(8.0), np.array(0.0), level, NUMPY) == pytest.approx(0.8)  # step: (1 − α)·w
+    assert rounding_allowance(np.array(0.0), np.array(3.0), level, NUMPY) == 0.0
+    for width, std in ((6.95, 2.05), (23.0, 5.3), (2.0, 8.0)):
+        allowance = float(rounding_allowance(np.array(width), np.array(std), level, NUMPY))
+        assert 0.0 < allowance < width / 2.0  # less than the mean excess: F flattens above S
+        a, omega = z - allowance / std, width / std
+        assert normal_loss(a) - normal_loss(a + omega) == pytest.approx((1.0 - level) * omega, abs=2e-3 * omega)

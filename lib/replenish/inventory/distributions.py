@@ -80,6 +80,63 @@ def inverse_normal_loss(target: Any, ops: Ops) -> Any:
     return ops.where(target > 0, solved, ops.missing())
 
 
+@functools.lru_cache(maxsize=64)
+def rounding_allowance_coefficients(level: float) -> tuple[float, ...]:
+    """Power-series coefficients of r(s), the rounding allowance per unit of excess width, for α = `level`.
+
+    After a review the position sits spread evenly over [S, S + w) (`formulas.rounding_excess`), so
+    the cycle service achieved is the average of F over that range. With normal protection demand
+    (mean μ, spread σ), S = μ + a·σ meets α on average when G(a) − G(a + ω) = (1 − α)·ω, ω = w/σ
+    (G the standard normal loss). Lowering S from μ + z·σ to there is an allowance A = w·r with
+    r = (z − a)/ω, which runs from 1/2 (ω → 0: the mean excess) down to 1 − α (ω → ∞): less than the
+    mean excess, because F flattens above S. r is solved by bisection on a grid of ω and fitted, like
+    G⁻¹, as a degree-12 Chebyshev series in s = 2·ω/(1 + ω) − 1 ∈ [-1, 1), to about 1e-3 of r.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"a service level must be in (0, 1), got {level}")
+    z = float(norm.ppf(level))
+    u = np.linspace(1e-6, 0.999, 2000)
+    omega = u / (1.0 - u)
+    shortfall = (1.0 - level) * omega
+    # G(a) − G(a + ω) falls as a rises: bisect every ω at once between a bracket's ends.
+    low, high = -omega - 40.0, np.full_like(omega, z + 1.0)
+    for _ in range(80):
+        middle = (low + high) / 2.0
+        above = normal_loss(middle) - normal_loss(middle + omega) > shortfall
+        low, high = np.where(above, middle, low), np.where(above, high, middle)
+    a = (low + high) / 2.0
+    fit = chebyshev.chebfit(2.0 * u - 1.0, (z - a) / omega, FIT_DEGREE)
+    return tuple(float(c) for c in chebyshev.cheb2poly(fit))
+
+
+def rounding_allowance_variable(width: Any, std: Any, ops: Ops) -> Any:
+    """s = 2·ω/(1 + ω) − 1 with ω = w/σ, the variable of `rounding_allowance_share` (1 when σ = 0)."""
+    omega = width / ops.where(std > 0, std, 1.0)
+    return ops.where(std > 0, 2.0 * omega / (1.0 + omega) - 1.0, 1.0)
+
+
+def rounding_allowance_share(variable: Any, level: float, ops: Ops) -> Any:
+    """r(s): the allowance per unit of excess width for α = `level`, between 1 − α and 1/2 (Horner's rule)."""
+    coefficients = rounding_allowance_coefficients(float(level))
+    share: Any = coefficients[-1]
+    for coefficient in reversed(coefficients[:-1]):
+        share = share * variable + coefficient
+    return ops.where(variable >= 1.0, 1.0 - level, ops.clip(share, 1.0 - level, 0.5))
+
+
+def rounding_allowance(width: Any, std: Any, level: float, ops: Ops) -> Any:
+    """A = w·r(ω): how far below μ + z·σ the order-up-to level goes when rounding spreads it over w.
+
+    Args:
+        width: w, the width of the excess the rounding leaves (0: no allowance).
+        std: σ, the protection demand's standard deviation (0: r = 1 − α, a step distribution).
+        level: α, the cycle service level the safety stock was sized for.
+        ops: `NUMPY` or `SPARK`.
+    """
+    share = rounding_allowance_share(rounding_allowance_variable(width, std, ops), level, ops)
+    return ops.maximum(width, 0.0) * share
+
+
 def cycle_service_factor(level: float) -> float:
     """z = Φ⁻¹(α): the safety factor of a cycle service level α (exact, scipy)."""
     if not 0.0 < level < 1.0:

@@ -79,9 +79,36 @@ def reorder_point(demand_rate: Any, lead_time: Any, safety_stock: Any) -> Any:
     return demand_rate * lead_time + safety_stock
 
 
-def order_up_to_level(demand_rate: Any, lead_time: Any, review_period: Any, safety_stock: Any) -> Any:
-    """S = d·(R + L) + SS_(R+L): what the position is raised to at each review."""
-    return demand_rate * (review_period + lead_time) + safety_stock
+def order_up_to_level(
+    demand_rate: Any, lead_time: Any, review_period: Any, safety_stock: Any, rounding_allowance: Any = 0.0
+) -> Any:
+    """S = d·(R + L) + SS_(R+L) − A: what the position is raised to at each review.
+
+    A (0 by default; `distributions.rounding_allowance`) nets out the stock that MOQ and pack rounding
+    add above S, so that the service the policy achieves over its cycles is the one SS was sized for.
+    The caller keeps A at most d·(R + L) + SS, so S is never negative.
+    """
+    return demand_rate * (review_period + lead_time) + safety_stock - rounding_allowance
+
+
+def rounding_excess_width(moq: Any, pack_size: Any, review_demand: Any, ops: Ops) -> Any:
+    """w: how far above S MOQ and pack rounding spread the position after an (R, S) review.
+
+    A review that orders lifts the position to S plus what the rounding adds: up to one pack or,
+    where the MOQ is more than is missing, the MOQ less the shortfall; the reviews that follow, until
+    the position is below S again, see it fall back towards S. Over many cycles the position after a
+    review is then spread about evenly over [S, S + w), w = max(pack, smallest order − d·R/2) (the
+    shortfall an order makes up averages about half a review's demand d·R): stock above what the
+    service target asks for, which `distributions.rounding_allowance` nets out of S.
+
+    Args:
+        moq: the minimum order quantity (0: none).
+        pack_size: orders are whole packs of this size.
+        review_demand: d·R, the forecast demand of one review period.
+        ops: `NUMPY` or `SPARK`.
+    """
+    smallest_order = ops.maximum(ops.ceil(moq / pack_size - ROUNDING_SLACK) * pack_size, pack_size)
+    return ops.maximum(pack_size, smallest_order - review_demand / 2.0)
 
 
 def economic_order_quantity(annual_demand: Any, ordering_cost: Any, holding_cost: Any, ops: Ops) -> Any:

@@ -64,7 +64,8 @@ SAFETY_STOCK_SCHEMA = schema(
 REPLENISHMENT_PLAN_SCHEMA = schema(
     f"{_RUN}, model string, category string, abc_xyz string, policy string, service_measure string, "
     "service_target double, demand_per_period double, lead_time_days double, review_period_days double, "
-    "safety_stock double, reorder_point double, order_up_to_level double, economic_order_quantity double, "
+    "safety_stock double, reorder_point double, order_up_to_level double, rounding_allowance double, "
+    "economic_order_quantity double, "
     "lot_size double, moq double, pack_size double, unit_cost double, snapshot_date date, on_hand double, "
     "on_order double, backorders double, inventory_position double, order_quantity double, order_value double, "
     "order_reason string, notes string, config_hash string"

@@ -135,6 +135,10 @@ class InventoryConfig:
         bias_correction: scale each backtest-sized series' demand rate by 1 + the mean error share of
             its model and demand class in the backtests (`selection.backtest_errors`): a systematic
             under- or over-forecast is corrected, not buffered.
+        rounding_allowance: with a cycle service target, lower the order-up-to level S of series
+            sized with the normal distribution so that the service averaged over the positions MOQ
+            and pack rounding leave above S after a review is the target rather than more
+            (`distributions.rounding_allowance`).
         selection: how the driving forecast is chosen.
         simulation: how `replenish simulate` replays the hold-out.
     """
@@ -155,6 +159,7 @@ class InventoryConfig:
     intermittent_method: Literal["empirical", "normal"] = "empirical"
     min_empirical_samples: int = 20
     bias_correction: bool = True
+    rounding_allowance: bool = True
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
