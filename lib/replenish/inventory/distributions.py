@@ -84,7 +84,7 @@ def inverse_normal_loss(target: Any, ops: Ops) -> Any:
 def rounding_allowance_coefficients(level: float) -> tuple[float, ...]:
     """Power-series coefficients of r(s), the rounding allowance per unit of excess width, for α = `level`.
 
-    After a review the position sits spread evenly over [S, S + w) (`formulas.rounding_excess`), so
+    After a review the position sits spread evenly over [S, S + w) (`formulas.rounding_excess_width`), so
     the cycle service achieved is the average of F over that range. With normal protection demand
     (mean μ, spread σ), S = μ + a·σ meets α on average when G(a) − G(a + ω) = (1 − α)·ω, ω = w/σ
     (G the standard normal loss). Lowering S from μ + z·σ to there is an allowance A = w·r with
