@@ -470,8 +470,9 @@ def _shuffle_keys(df) -> list[tuple[str, ...]]:
 
 
 def test_the_plan_shuffles_each_input_once_by_sku(spark) -> None:
-    # Under PLANNING_CONF every exchange of the plan is an input's own partitioning by SKU, or the tiny
-    # aggregate of the pooled shares per model and class. With the Spark default the joins shuffle again.
+    # Under PLANNING_CONF every exchange of the plan is an input's own partitioning by SKU, the partial
+    # aggregates of the forecast and backtest rows per series × model (then partitioned by SKU), or the
+    # tiny aggregate of the pooled shares per model and class. With the Spark default the joins shuffle again.
     from replenish.session import PLANNING_CONF, session_conf
 
     no_broadcast = {"spark.sql.autoBroadcastJoinThreshold": "-1"}
@@ -479,9 +480,12 @@ def test_the_plan_shuffles_each_input_once_by_sku(spark) -> None:
         planned = _shuffle_keys(plan_inventory(**inputs(spark), settings=InventoryConfig(), stamp=STAMP).series)
     with session_conf(spark, no_broadcast):
         default = _shuffle_keys(plan_inventory(**inputs(spark), settings=InventoryConfig(), stamp=STAMP).series)
-    assert planned and set(planned) <= {("sku",), ("model", "pool")}
+    expected = {("sku",), ("sku", "location", "model"), ("model", "pool")}
+    assert planned and set(planned) <= expected
+    # The forecast once, the backtest twice: for the series' errors and, narrower, for the pooled shares.
+    assert planned.count(("sku", "location", "model")) <= 3
     assert len(default) > len(planned)
-    assert any(keys not in {("sku",), ("model", "pool")} for keys in default)
+    assert any(keys not in expected for keys in default)
 
 
 def test_session_conf_restores_what_was_set(spark) -> None:

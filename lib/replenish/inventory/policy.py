@@ -57,7 +57,13 @@ from replenish.inventory.schemas import (
     SAFETY_STOCK_SCHEMA,
     conform,
 )
-from replenish.inventory.selection import SERIES_KEYS, BacktestGrid, choose_forecasts, require_columns
+from replenish.inventory.selection import (
+    SERIES_KEYS,
+    BacktestGrid,
+    choose_forecasts,
+    partition_by_sku,
+    require_columns,
+)
 from replenish.inventory.settings import DAYS_PER_YEAR, InventoryConfig
 
 PROFILE_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "demand_class", "abc_xyz")
@@ -245,19 +251,6 @@ def _rounding_share(levels: list[float]) -> Sql:
     )
 
 
-def partition_by_sku(df: DataFrame) -> DataFrame:
-    """`df` hash-partitioned by SKU: the one shuffle each input of the plan goes through.
-
-    Every later aggregation (per series × model × fold, per series × model, per series) and every join
-    (on sku, location, model or sku alone) is clustered by SKU, so once the inputs are partitioned alike
-    Spark runs them all without another exchange, provided the session lets a join reuse a partitioning
-    on a subset of its keys (`spark.sql.requireAllClusterKeysForCoPartition=false`, see
-    `replenish.session.PLANNING_CONF`). With the Spark default each join shuffles again: slower, same
-    result.
-    """
-    return df.repartition("sku")
-
-
 def plan_inventory(
     forecast: DataFrame,
     backtest: DataFrame,
@@ -289,7 +282,6 @@ def plan_inventory(
         The per-series frame and the three gold outputs projected from it.
     """
     empirical = settings.intermittent_method == "empirical"
-    forecast, backtest = partition_by_sku(forecast), partition_by_sku(backtest)
     profile_terms = _profile_terms(partition_by_sku(profile), settings.freq)
     supplier_terms = _supplier_terms(partition_by_sku(suppliers))
     inventory, products = partition_by_sku(inventory), partition_by_sku(products)

@@ -44,6 +44,20 @@ def require_columns(df: DataFrame, columns: tuple[str, ...] | list[str], name: s
         raise ValidationError(f"{name} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns)}")
 
 
+def partition_by_sku(df: DataFrame) -> DataFrame:
+    """`df` hash-partitioned by SKU: the one shuffle by SKU each input of the plan goes through.
+
+    The forecast and backtest rows are first aggregated per series × model (Spark sums them before
+    their shuffle, so a row per series and model crosses it instead of one per period); those
+    aggregates and the other inputs are then partitioned by SKU. Every later window (per series) and
+    join (on sku, location, model or sku alone) is clustered by SKU, so Spark runs them without another
+    exchange, provided the session lets a join reuse a partitioning on a subset of its keys
+    (`spark.sql.requireAllClusterKeysForCoPartition=false`, see `replenish.session.PLANNING_CONF`).
+    With the Spark default each join shuffles again: slower, same result.
+    """
+    return df.repartition("sku")
+
+
 @dataclass(frozen=True)
 class BacktestGrid:
     """The steps of a forecast run and the folds and steps of its backtest.
@@ -110,7 +124,7 @@ def forecast_candidates(forecast: DataFrame, freq: str, steps: int) -> DataFrame
         "yhat",
         "STRUCT<step: INT, yhat: DOUBLE>",
     )
-    return (
+    candidates = (
         forecast.where(F.col("freq") == freq)
         .where(F.col("yhat").isNotNull() & ~F.isnan("yhat"))
         .select(
@@ -125,6 +139,7 @@ def forecast_candidates(forecast: DataFrame, freq: str, steps: int) -> DataFrame
             F.min("date").alias("forecast_start"),
         )
     )
+    return partition_by_sku(candidates)
 
 
 def backtest_errors(
@@ -218,7 +233,7 @@ def backtest_errors(
         ]
         per_model.append(_dense_path(cells, "error", "STRUCT<fold: INT, step: INT, error: DOUBLE>").alias("error_path"))
     in_grid = F.col("fold").isin(list(grid.folds)) & (F.col("step") <= grid.backtest_steps)
-    sums = scored.where(in_grid).groupBy(*SERIES_KEYS, "model").agg(*per_model)
+    sums = partition_by_sku(scored.where(in_grid).groupBy(*SERIES_KEYS, "model").agg(*per_model))
 
     def over_folds(term: str) -> Column:
         """Σ over the folds that have scored periods of `term` (with {i} the fold's column suffix)."""
@@ -381,29 +396,31 @@ def select_models(candidates: DataFrame, settings: SelectionConfig) -> DataFrame
         .withColumn("sort_key", F.when(F.col("scored"), F.col(metric)).otherwise(fallback_rank))
         .withColumn("unscored", ~F.col("scored"))
     )
-    # Ranked by a window over a narrow projection, then the winner's wide row joined back: the input is
-    # clustered by SKU, so the window sorts a few columns locally, and the wide rows, already in series
-    # and model order from the join before, are not sorted again. A groupBy with collect_list of the wide
-    # candidate structs falls back to a sort-based object aggregation past 128 series per task.
+    # One window per series, without an ordering: its rows arrive sorted by series from the joins
+    # before, so the window needs no sort, and the wide rows are read once. (Ranking with row_number
+    # needs an ordered window, which sorts the wide rows; ranking a narrow projection and joining the
+    # winner back makes Spark compute every candidate twice.)
     order = ("unscored", "sort_key", "model")
-    by_rank = _series_window().orderBy(*order)
-    whole = by_rank.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    winners = (
+    rank_key = F.struct(*order)
+    whole = _series_window()
+    scored_entry = F.when(F.col("scored"), F.struct(F.col(metric).alias("score"), "model"))
+    per_series = (
         ranked.select(
-            *SERIES_KEYS,
-            "model",
-            F.row_number().over(by_rank).alias("rank"),
+            "*",
+            F.min(rank_key).over(whole).alias("best_key"),
             F.count("*").over(whole).alias("candidate_count"),
-            F.collect_list(F.when(F.col("scored"), F.struct("model", metric))).over(whole).alias("scored_list"),
+            F.collect_list(scored_entry).over(whole).alias("scored_entries"),
         )
-        .where(F.col("rank") == 1)
-        .drop("rank")
-    )
-    per_series = ranked.join(winners, [*SERIES_KEYS, "model"]).select(
-        *SERIES_KEYS,
-        F.struct(*order, *[F.col(c) for c in candidate_fields if c != "model"], "scored").alias("candidate"),
-        "candidate_count",
-        "scored_list",
+        .where(rank_key.eqNullSafe(F.col("best_key")))
+        .select(
+            *SERIES_KEYS,
+            F.struct(*order, *[F.col(c) for c in candidate_fields if c != "model"], "scored").alias("candidate"),
+            "candidate_count",
+            # Best first, as the ranking orders them: (score, model) ascending.
+            F.transform(
+                F.array_sort("scored_entries"), lambda e: F.struct(e["model"].alias("model"), e["score"].alias(metric))
+            ).alias("scored_list"),
+        )
     )
     scored_list = F.col("scored_list")
     score_text = F.transform(scored_list, lambda c: F.concat(c["model"], F.lit(" "), F.format_number(c[metric], 3)))
