@@ -12,9 +12,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from replenish.inventory.policy import RunStamp, partition_by_sku
+from replenish.inventory.policy import RunStamp
 from replenish.inventory.schemas import FORECAST_ACCURACY_SCHEMA, conform
-from replenish.inventory.selection import SERIES_KEYS, require_columns
+from replenish.inventory.selection import SERIES_KEYS, partition_by_sku, require_columns
 from replenish.inventory.settings import InventoryConfig
 
 METRICS: tuple[str, ...] = ("mase", "wape", "bias", "rmse", "coverage_80", "coverage_95")
