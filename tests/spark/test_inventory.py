@@ -232,6 +232,7 @@ def test_sql_formulas_agree_with_numpy(spark) -> None:
         "periodic": lambda o, c: formulas.periodic_order(c("periods") * 10.0, c("position"), o),
         "width": lambda o, c: formulas.rounding_excess_width(c("moq"), c("pack"), c("rate") * 7.0, o),
         "allowance": lambda o, c: rounding_allowance(c("pack"), c("sigma"), 0.93, o),
+        "gamma": lambda o, c: formulas.gamma_safety_stock(c("rate") * c("periods"), c("sigma"), 1.5, o),
     }
     frame = spark.createDataFrame(cases)
     got = frame.selectExpr(*[build(SPARK, col).alias(name) for name, build in expressions.items()]).toPandas()
@@ -293,6 +294,17 @@ def test_safety_stock_and_levels_for_a_smooth_series(cycle_plan) -> None:
     assert plan["order_value"] == 360.0
     assert plan["order_reason"] == "position below order-up-to level"
     assert plan["notes"] is None
+
+
+def test_a_skewed_class_takes_the_gamma_quantile(spark) -> None:
+    # Series A as if its demand were skewed: the same μ and σ over R + L, the gamma's 98 % quantile.
+    safety = run_plan(spark, InventoryConfig(skewed_classes=("smooth",)))["safety"].loc["A"]
+    z, sigma = cycle_service_factor(0.98), math.sqrt(11 * 84 / 81 + 100)
+    assert safety["distribution"] == "gamma"
+    assert safety["safety_factor"] == pytest.approx(z)
+    expected = formulas.gamma_safety_stock(np.array(110.0), np.array(sigma), z, NUMPY)
+    assert safety["safety_stock_periodic"] == pytest.approx(float(expected))
+    assert safety["safety_stock_periodic"] > z * sigma  # the longer upper tail
 
 
 def test_defaults_when_supplier_and_snapshot_are_missing(cycle_plan) -> None:

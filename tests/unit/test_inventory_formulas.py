@@ -183,3 +183,18 @@ def test_rounding_allowance_limits_and_the_equation_it_solves() -> None:
         assert 0.0 < allowance < width / 2.0  # less than the mean excess: F flattens above S
         a, omega = z - allowance / std, width / std
         assert normal_loss(a) - normal_loss(a + omega) == pytest.approx((1.0 - level) * omega, abs=2e-3 * omega)
+
+
+def test_gamma_safety_stock_follows_the_gamma_quantile_and_tends_to_the_normal() -> None:
+    from scipy.stats import gamma, norm
+
+    for mean, std, level in [(10.0, 10.0, 0.93), (10.0, 5.0, 0.95), (4.0, 6.0, 0.90), (50.0, 5.0, 0.97)]:
+        shape = (mean / std) ** 2
+        exact = gamma.ppf(level, shape, scale=mean / shape) - mean
+        approximate = formulas.gamma_safety_stock(np.array(mean), np.array(std), norm.ppf(level), NUMPY)
+        assert approximate == pytest.approx(exact, rel=0.05)  # Wilson–Hilferty: within 5 % down to shape 0.44
+    # Skewed demand needs more than z·σ at a high target; nearly symmetric demand gets z·σ.
+    z = norm.ppf(0.93)
+    assert formulas.gamma_safety_stock(np.array(10.0), np.array(10.0), z, NUMPY) > 1.1 * z * 10.0
+    assert formulas.gamma_safety_stock(np.array(1000.0), np.array(10.0), z, NUMPY) == pytest.approx(z * 10.0, rel=0.01)
+    assert formulas.gamma_safety_stock(np.array(0.0), np.array(2.0), z, NUMPY) == pytest.approx(z * 2.0)

@@ -28,6 +28,19 @@ def inventory_position(on_hand: Any, on_order: Any, backorders: Any, ops: Ops) -
     return on_hand + ops.fill_null(on_order, 0.0) - ops.fill_null(backorders, 0.0)
 
 
+def gamma_safety_stock(mean: Any, std: Any, z: Any, ops: Ops) -> Any:
+    """Safety stock that covers the α-quantile of a gamma demand with this mean and std (z = Φ⁻¹(α)).
+
+    Skewed, non-negative demand (erratic, lumpy) has a longer upper tail than the normal with the same
+    σ: at high α the normal z·σ falls short. The quantile is Wilson–Hilferty's cube-root approximation,
+    μ·(1 − c²/9 + z·c/3)³ with c = σ/μ, which tends to μ + z·σ as c → 0 (closed form, so plain SQL).
+    A series without forecast demand gets z·σ.
+    """
+    variation = std / ops.maximum(mean, 1e-12)
+    base = ops.maximum(1.0 - variation**2 / 9.0 + z * variation / 3.0, 0.0)
+    return ops.where(mean > 0.0, mean * base**3 - mean, z * std)
+
+
 def demand_std(
     periods: Any, error_std: Any, demand_rate: Any, lead_time_std: Any, ops: Ops, level_error_std: Any = 0.0
 ) -> Any:

@@ -23,7 +23,10 @@ recommended orders. Per series:
    (s, Q) or d·R for (R, S)). Intermittent and lumpy series instead use the empirical distribution of
    the chosen forecast's errors summed over P-period windows of the backtests (its α-quantile, or for
    β the smallest value whose expected shortfall meets the target), combined with the lead-time term
-   as √(SS_demand² + (z·d·σ_L)²).
+   as √(SS_demand² + (z·d·σ_L)²). The other series of skewed demand classes (`skewed_classes`:
+   erratic, intermittent and lumpy by default), for a cycle target, take the α-quantile of a gamma
+   lead-time demand with mean d·P and σ_P (`formulas.gamma_safety_stock`): its upper tail is longer
+   than the normal's, which at a 93 % target fell several points short in the demo replay.
 5. **Levels.** s = d·L + SS_L; S = d·(R + L) + SS_(R+L); EOQ = √(2·D·K / h) with D the yearly
    demand, K the ordering cost and h = holding rate × unit cost; the lot size Q is the EOQ rounded
    to MOQ and packs (d·R when the unit cost is unknown).
@@ -470,6 +473,29 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
     df = df.selectExpr("*", factor_lead.alias("factor_lead"), factor_protection.alias("factor_protection"))
     normal_lead = col("factor_lead") * col("lead_time_demand_std")
     normal_protection = col("factor_protection") * col("protection_demand_std")
+    # Skewed demand classes, for a cycle target: the quantile of a gamma lead-time demand (same μ, σ).
+    skewed = (
+        sql(f"coalesce(`demand_class` IN ({', '.join(literal(c) for c in settings.skewed_classes)}), FALSE)")
+        if settings.service_measure == "cycle" and settings.skewed_classes
+        else sql("FALSE")
+    )
+    # Materialized before the branches below reference them, so no expression is repeated inside another.
+    df = df.selectExpr("*", skewed.alias("use_gamma")).selectExpr(
+        "*",
+        SPARK.where(
+            col("use_gamma"),
+            formulas.gamma_safety_stock(d * lead_time, col("lead_time_demand_std"), col("factor_lead"), SPARK),
+            normal_lead,
+        ).alias("parametric_lead"),
+        SPARK.where(
+            col("use_gamma"),
+            formulas.gamma_safety_stock(
+                d * (lead_time + review), col("protection_demand_std"), col("factor_protection"), SPARK
+            ),
+            normal_protection,
+        ).alias("parametric_protection"),
+    )
+    normal_lead, normal_protection = col("parametric_lead"), col("parametric_protection")
 
     # Intermittent series: the empirical distribution of the chosen forecast's lead-time errors.
     intermittent = sql(
@@ -581,7 +607,7 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         f"{literal(settings.policy)} AS policy",
         f"`{safety_stock}` AS safety_stock",
         protection_days.alias("protection_days"),
-        "CASE WHEN `use_empirical` THEN 'empirical' ELSE 'normal' END AS distribution",
+        "CASE WHEN `use_empirical` THEN 'empirical' WHEN `use_gamma` THEN 'gamma' ELSE 'normal' END AS distribution",
         f"CASE WHEN NOT `use_empirical` THEN `{factor}` END AS safety_factor",
         (d * lead_time).alias("lead_time_demand"),
         sql(f"CASE WHEN `inventory_position` IS NOT NULL THEN {order_quantity} END").alias("order_quantity"),

@@ -131,6 +131,8 @@ class InventoryConfig:
         intermittent_classes: demand classes sized with the empirical lead-time error distribution
             instead of the normal one.
         intermittent_method: `empirical` or `normal` (size every series with the normal distribution).
+        skewed_classes: demand classes whose series, when not sized empirically, take the quantile of
+            a gamma lead-time demand (same mean and σ) for a cycle target instead of the normal one.
         min_empirical_samples: fewer lead-time error windows than this and the normal is used instead.
         bias_correction: scale each backtest-sized series' demand rate by 1 + the mean error share of
             its model and demand class in the backtests (`selection.backtest_errors`): a systematic
@@ -158,6 +160,7 @@ class InventoryConfig:
     intermittent_classes: tuple[str, ...] = ("intermittent", "lumpy")
     intermittent_method: Literal["empirical", "normal"] = "empirical"
     min_empirical_samples: int = 20
+    skewed_classes: tuple[str, ...] = ("erratic", "intermittent", "lumpy")
     bias_correction: bool = True
     rounding_allowance: bool = True
     selection: SelectionConfig = field(default_factory=SelectionConfig)
