@@ -254,6 +254,13 @@ def _rounding_share(levels: list[float]) -> Sql:
     )
 
 
+def _in_demand_classes(classes: tuple[str, ...]) -> Sql:
+    """TRUE where the row's `demand_class` is one of `classes` (FALSE for a missing class)."""
+    if not classes:
+        return sql("FALSE")
+    return sql(f"coalesce(`demand_class` IN ({', '.join(literal(c) for c in classes)}), FALSE)")
+
+
 def plan_inventory(
     forecast: DataFrame,
     backtest: DataFrame,
@@ -474,11 +481,7 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
     normal_lead = col("factor_lead") * col("lead_time_demand_std")
     normal_protection = col("factor_protection") * col("protection_demand_std")
     # Skewed demand classes, for a cycle target: the quantile of a gamma lead-time demand (same μ, σ).
-    skewed = (
-        sql(f"coalesce(`demand_class` IN ({', '.join(literal(c) for c in settings.skewed_classes)}), FALSE)")
-        if settings.service_measure == "cycle" and settings.skewed_classes
-        else sql("FALSE")
-    )
+    skewed = _in_demand_classes(settings.skewed_classes) if settings.service_measure == "cycle" else sql("FALSE")
     # Materialized before the branches below reference them, so no expression is repeated inside another.
     df = df.selectExpr("*", skewed.alias("use_gamma")).selectExpr(
         "*",
@@ -495,14 +498,10 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
             normal_protection,
         ).alias("parametric_protection"),
     )
-    normal_lead, normal_protection = col("parametric_lead"), col("parametric_protection")
+    parametric_lead, parametric_protection = col("parametric_lead"), col("parametric_protection")
 
     # Intermittent series: the empirical distribution of the chosen forecast's lead-time errors.
-    intermittent = sql(
-        f"coalesce(`demand_class` IN ({', '.join(literal(c) for c in settings.intermittent_classes)}), FALSE)"
-        if settings.intermittent_classes
-        else "FALSE"
-    )
+    intermittent = _in_demand_classes(settings.intermittent_classes)
     if empirical:
         df = df.selectExpr(
             "*",
@@ -540,8 +539,8 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
 
         df = df.selectExpr(
             "*",
-            SPARK.where(col("use_empirical"), combined(demand_lead), normal_lead).alias("safety_stock_continuous"),
-            SPARK.where(col("use_empirical"), combined(demand_protection), normal_protection).alias(
+            SPARK.where(col("use_empirical"), combined(demand_lead), parametric_lead).alias("safety_stock_continuous"),
+            SPARK.where(col("use_empirical"), combined(demand_protection), parametric_protection).alias(
                 "safety_stock_periodic"
             ),
             sql("CASE WHEN `use_empirical` THEN size(`windows_protection`) END").alias("empirical_samples"),
@@ -554,8 +553,8 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         df = df.selectExpr(
             "*",
             "FALSE AS use_empirical",
-            normal_lead.alias("safety_stock_continuous"),
-            normal_protection.alias("safety_stock_periodic"),
+            parametric_lead.alias("safety_stock_continuous"),
+            parametric_protection.alias("safety_stock_periodic"),
             "CAST(NULL AS INT) AS empirical_samples",
             "CAST(NULL AS STRING) AS empirical_note",
         )
