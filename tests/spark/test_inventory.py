@@ -37,7 +37,7 @@ from replenish.inventory.distributions import (
     rounding_allowance,
 )
 from replenish.inventory.ops import NUMPY, SPARK, col
-from replenish.inventory.policy import RunStamp, plan_inventory
+from replenish.inventory.policy import RunStamp, _empirical_quantile, plan_inventory
 from replenish.inventory.schemas import (
     MODEL_SELECTION_SCHEMA,
     REPLENISHMENT_PLAN_SCHEMA,
@@ -331,12 +331,22 @@ def test_intermittent_series_use_the_empirical_lead_time_errors(cycle_plan) -> N
     safety = cycle_plan["safety"].loc["D"]
     assert safety["distribution"] == "empirical"
     assert safety["level_error_std"] == pytest.approx(0.0, abs=1e-6)  # one miss a fold is noise, not level
-    # 11-day windows: 18 per fold, 5 of them hold the miss of 10; the 90 % quantile of the 54 is 10.
+    # 11-day windows: 18 per fold, 5 of them hold the miss of 10; the ⌈0.9 · 55⌉ = 50th of the 54 is 10.
     assert safety["empirical_samples"] == 54
     lead_time_term = cycle_service_factor(0.90) * 0.5 * 1.0
     assert safety["safety_stock_periodic"] == pytest.approx(math.hypot(10.0, lead_time_term))
     assert safety["safety_stock_continuous"] == pytest.approx(math.hypot(10.0, lead_time_term))
     assert math.isnan(safety["safety_factor"])
+
+
+def test_the_empirical_quantile_takes_the_conformal_rank(spark) -> None:
+    # Of 30 sorted windows a next one falls below the k-th with probability k / 31: a 93 % target
+    # needs the 29th (the plain ⌈30 · 0.93⌉ = 28th covers 90.3 %); a rank past 30 takes the largest.
+    samples = spark.createDataFrame([([float(v) for v in range(1, 31)],)], "samples array<double>")
+    picked = samples.selectExpr(
+        *[f"{_empirical_quantile('samples', str(level))} AS q{i}" for i, level in enumerate((0.93, 0.5, 0.99))]
+    ).collect()[0]
+    assert (picked["q0"], picked["q1"], picked["q2"]) == (29.0, 16.0, 30.0)
 
 
 def test_forecast_intervals_size_the_stock_without_backtests(cycle_plan) -> None:
