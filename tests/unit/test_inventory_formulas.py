@@ -198,3 +198,9 @@ def test_gamma_safety_stock_follows_the_gamma_quantile_and_tends_to_the_normal()
     assert formulas.gamma_safety_stock(np.array(10.0), np.array(10.0), z, NUMPY) > 1.1 * z * 10.0
     assert formulas.gamma_safety_stock(np.array(1000.0), np.array(10.0), z, NUMPY) == pytest.approx(z * 10.0, rel=0.01)
     assert formulas.gamma_safety_stock(np.array(0.0), np.array(2.0), z, NUMPY) == pytest.approx(z * 2.0)
+
+
+def test_conformal_rank_covers_a_next_draw() -> None:
+    # 30 samples at 93 %: the 29th (29 / 31 ≥ 0.93; the plain 28th covers 90.3 %); past n: the largest.
+    ranks = formulas.conformal_rank(np.array([30, 30, 30, 0]), np.array([0.93, 0.5, 0.99, 0.9]), NUMPY)
+    np.testing.assert_array_equal(ranks, [29, 16, 30, 1])

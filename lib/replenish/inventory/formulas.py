@@ -28,6 +28,17 @@ def inventory_position(on_hand: Any, on_order: Any, backorders: Any, ops: Ops) -
     return on_hand + ops.fill_null(on_order, 0.0) - ops.fill_null(backorders, 0.0)
 
 
+def conformal_rank(samples: Any, level: Any, ops: Ops) -> Any:
+    """Rank (1-based) of the sorted sample that covers a next draw with probability `level`.
+
+    A next draw from the samples' distribution falls at or below the k-th smallest of n with
+    probability k / (n + 1), so the rank is ⌈(n + 1)·level⌉, the largest sample when that passes n
+    (the distribution-free, conformal bound). The plain empirical quantile, rank ⌈n·level⌉, covers a
+    next draw with ⌈n·level⌉ / (n + 1): from 30 windows at a 93 % target, 90.3 %. Never below 1.
+    """
+    return ops.maximum(ops.minimum(ops.ceil(level * (samples + 1)), samples), 1)
+
+
 def gamma_safety_stock(mean: Any, std: Any, z: Any, ops: Ops) -> Any:
     """Safety stock that covers the α-quantile of a gamma demand with this mean and std (z = Φ⁻¹(α)).
 

@@ -21,8 +21,9 @@ recommended orders. Per series:
    persistent part. Cycle service α: SS = z·σ_P with z = Φ⁻¹(α). Fill rate β:
    SS = k·σ_P with G(k) = (1 − β)·Q / σ_P (G the standard normal loss function, Q the lot size for
    (s, Q) or d·R for (R, S)). Intermittent and lumpy series instead use the empirical distribution of
-   the chosen forecast's errors summed over P-period windows of the backtests (its ⌈(n + 1)·α⌉-th smallest of n, or for
-   β the smallest value whose expected shortfall meets the target), combined with the lead-time term
+   the chosen forecast's errors summed over P-period windows of the backtests (for α the
+   ⌈(n + 1)·α⌉-th smallest of n windows, `formulas.conformal_rank`; for β the smallest value whose
+   expected shortfall meets the target), combined with the lead-time term
    as √(SS_demand² + (z·d·σ_L)²). The other series of skewed demand classes (`skewed_classes`:
    erratic, intermittent and lumpy by default), for a cycle target, take the α-quantile of a gamma
    lead-time demand with mean d·P and σ_P (`formulas.gamma_safety_stock`): its upper tail is longer
@@ -222,14 +223,8 @@ def _error_windows(path: str, length: str) -> Sql:
 
 
 def _empirical_quantile(samples: str, level: str) -> Sql:
-    """The ⌈(n + 1)·level⌉-th smallest of n sorted samples (the largest when that rank passes n).
-
-    A next draw from the samples' distribution falls at or below the k-th smallest of n with
-    probability k / (n + 1), so this rank covers it with probability at least `level` (the
-    distribution-free, conformal prediction bound). The plain empirical quantile, rank ⌈n·level⌉,
-    covers it with ⌈n·level⌉ / (n + 1): from 30 windows at a 93 % target, 90.3 %.
-    """
-    rank = f"least(greatest(ceil({level} * (size(`{samples}`) + 1)), 1), size(`{samples}`))"
+    """The sorted sample of conformal rank ⌈(n + 1)·level⌉ (`formulas.conformal_rank`)."""
+    rank = formulas.conformal_rank(sql(f"size(`{samples}`)"), sql(level), SPARK)
     return sql(f"element_at(`{samples}`, CAST({rank} AS INT))")
 
 
