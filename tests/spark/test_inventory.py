@@ -35,9 +35,17 @@ from replenish.inventory.distributions import (
     inverse_normal_loss,
     normal_loss,
     rounding_allowance,
+    smoothed_empirical_quantile,
 )
 from replenish.inventory.ops import NUMPY, SPARK, col
-from replenish.inventory.policy import RunStamp, _empirical_quantile, plan_inventory
+from replenish.inventory.policy import (
+    RunStamp,
+    _empirical_quantile,
+    _error_windows,
+    _independent_windows,
+    _smoothed_quantile,
+    plan_inventory,
+)
 from replenish.inventory.schemas import (
     MODEL_SELECTION_SCHEMA,
     REPLENISHMENT_PLAN_SCHEMA,
@@ -347,6 +355,34 @@ def test_the_empirical_quantile_takes_the_conformal_rank(spark) -> None:
         *[f"{_empirical_quantile('samples', str(level))} AS q{i}" for i, level in enumerate((0.93, 0.5, 0.99))]
     ).collect()[0]
     assert (picked["q0"], picked["q1"], picked["q2"]) == (29.0, 16.0, 30.0)
+
+
+def test_overlapping_error_windows_count_as_fewer_independent_draws(spark) -> None:
+    # Two folds of 10 periods hold 7 windows of 4 each (14 in all) but 10 / 4 = 2.5 disjoint ones
+    # each; a fold of 3 periods holds no window of 4 and counts for nothing.
+    path = [(fold, step, 1.0) for fold, steps in ((1, 10), (2, 10), (3, 3)) for step in range(1, steps + 1)]
+    frame = spark.createDataFrame([(path,)], "path array<struct<fold: int, step: int, error: double>>")
+    row = frame.selectExpr(
+        f"size({_error_windows('path', '4')}) AS windows", f"{_independent_windows('path', '4')} AS independent"
+    ).collect()[0]
+    assert (row["windows"], row["independent"]) == (14, 5.0)
+
+
+def test_the_smoothed_empirical_quantile_in_sql_matches_numpy(spark) -> None:
+    # Rounding spreads the position over [S, S + w): the SQL stages must give the numpy reference's x.
+    rng = np.random.default_rng(11)
+    rows = []
+    for width, coverage in [(0.0, 0.9), (2.0, 0.9), (0.3, 0.95), (50.0, 29 / 30), (5.0, 1.0)]:
+        samples = sorted(float(v) for v in rng.gamma(0.4, 5.0, 30) - 2.0)
+        rows.append((samples, width, coverage))
+    frame = spark.createDataFrame(rows, "samples array<double>, width double, coverage double")
+    got = frame.selectExpr(_smoothed_quantile("samples", "width", "`coverage`").alias("x")).collect()
+    for (samples, width, coverage), row in zip(rows, got, strict=True):
+        if width == 0.0:
+            assert row["x"] is None  # the plain quantile applies
+        else:
+            expected = smoothed_empirical_quantile(np.array(samples), width, coverage)
+            assert row["x"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_forecast_intervals_size_the_stock_without_backtests(cycle_plan) -> None:

@@ -15,6 +15,7 @@ from replenish.inventory.distributions import (
     inverse_normal_loss,
     normal_loss,
     rounding_allowance,
+    smoothed_empirical_quantile,
 )
 from replenish.inventory.ops import NUMPY, SPARK, Sql, col, literal
 
@@ -204,3 +205,24 @@ def test_conformal_rank_covers_a_next_draw() -> None:
     # 30 samples at 93 %: the 29th (29 / 31 ≥ 0.93; the plain 28th covers 90.3 %); past n: the largest.
     ranks = formulas.conformal_rank(np.array([30, 30, 30, 0]), np.array([0.93, 0.5, 0.99, 0.9]), NUMPY)
     np.testing.assert_array_equal(ranks, [29, 16, 30, 1])
+    # 60 overlapping windows worth 20 independent draws: 0.9 · 21/20 = 94.5 % of them, the 57th.
+    # As many draws as windows is the plain conformal rank; at 93 % with 12 draws, the largest.
+    ranks = formulas.conformal_rank(np.array([60, 60, 60]), np.array([0.9, 0.9, 0.93]), NUMPY, np.array([20, 60, 12]))
+    np.testing.assert_array_equal(ranks, [57, 55, 60])
+
+
+def test_smoothed_empirical_quantile_hand_cases_and_the_average_it_meets() -> None:
+    # Without rounding it is the plain quantile: the smallest sample covering the share.
+    assert smoothed_empirical_quantile(np.array([4.0, 1.0, 3.0, 2.0]), 0.0, 0.5) == 2.0
+    assert smoothed_empirical_quantile(np.array([4.0, 1.0, 3.0, 2.0]), 0.0, 1.0) == 4.0
+    # Two samples 0 and 10 and a spread of 10: from x = 0, F is 1/2 over the whole spread.
+    assert smoothed_empirical_quantile(np.array([0.0, 10.0]), 10.0, 0.5) == pytest.approx(0.0)
+    # The result meets the coverage on average over [x, x + w), and lies below the plain quantile.
+    rng = np.random.default_rng(5)
+    samples = np.sort(rng.gamma(0.5, 4.0, 40))
+    for width, coverage in [(3.0, 0.9), (0.5, 38 / 40), (20.0, 0.95)]:
+        x = smoothed_empirical_quantile(samples, width, coverage)
+        spread = x + (np.arange(200_000) + 0.5) / 200_000 * width
+        covered = np.searchsorted(samples, spread, side="right").mean() / samples.size
+        assert covered == pytest.approx(coverage, abs=1e-4)
+        assert x <= smoothed_empirical_quantile(samples, 0.0, coverage)

@@ -4,7 +4,8 @@ Input is the per series × model × fold backtest scoring of the forecast run (`
 metrics as defined in `replenish.forecast.backtest`). Each series is first averaged over its folds,
 then series are averaged with equal weight within each group, per model and for `selected` (each
 series' chosen model, from `gold.model_selection`). Groups: `total`, `category`, `location`,
-`abc_xyz` and `demand_class`, all in one pass (the dimensions are exploded, then aggregated once).
+`abc_xyz` and `demand_class`, all in one pass (the dimensions are exploded, then aggregated once,
+over per-cell sums rather than per series).
 """
 
 from __future__ import annotations
@@ -54,22 +55,38 @@ def forecast_accuracy(
     classes = partition_by_sku(profile.where(F.col("freq") == settings.freq)).select(
         *SERIES_KEYS, "category", "abc_xyz", "demand_class"
     )
-    rows = per_series.unionByName(selected).join(classes, list(SERIES_KEYS), "left")
+    # Series are first summed into cells of every dimension at once (a few thousand rows), so the
+    # dimensions are exploded over the cells, not over every series: the group means are ratios of sums.
+    cell_keys = ("category", "abc_xyz", "demand_class", "location")
+    cells = (
+        per_series.unionByName(selected)
+        .join(classes, list(SERIES_KEYS), "left")
+        .select("model", "folds", *METRICS, *[F.coalesce(F.col(k), F.lit("unknown")).alias(k) for k in cell_keys])
+        .groupBy("model", *cell_keys)
+        .agg(
+            F.count("*").alias("series"),
+            F.sum("folds").alias("folds"),
+            *[F.sum(m).alias(f"sum_{m}") for m in METRICS],
+            *[F.count(m).alias(f"count_{m}") for m in METRICS],
+        )
+    )
     dimension_values = F.array(
         *[
             F.struct(
                 F.lit(dimension).alias("dimension"),
-                (F.lit("all") if dimension == "total" else F.coalesce(F.col(dimension), F.lit("unknown"))).alias(
-                    "dimension_value"
-                ),
+                (F.lit("all") if dimension == "total" else F.col(dimension)).alias("dimension_value"),
             )
             for dimension in DIMENSIONS
         ]
     )
     rolled = (
-        rows.select("*", F.explode(dimension_values).alias("group"))
+        cells.select("*", F.explode(dimension_values).alias("group"))
         .groupBy("group.dimension", "group.dimension_value", "model")
-        .agg(F.count("*").alias("series"), F.sum("folds").alias("folds"), *[F.avg(m).alias(m) for m in METRICS])
+        .agg(
+            F.sum("series").alias("series"),
+            F.sum("folds").alias("folds"),
+            *[(F.sum(f"sum_{m}") / F.nullif(F.sum(f"count_{m}"), F.lit(0))).alias(m) for m in METRICS],
+        )
     )
     return conform(
         rolled.select(

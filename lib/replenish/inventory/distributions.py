@@ -142,3 +142,35 @@ def cycle_service_factor(level: float) -> float:
     if not 0.0 < level < 1.0:
         raise ValueError(f"a service level must be in (0, 1), got {level}")
     return float(norm.ppf(level))
+
+
+def smoothed_empirical_quantile(samples: np.ndarray, width: float, coverage: float) -> float:
+    """Smallest x whose empirical distribution, averaged over [x, x + w), reaches `coverage`.
+
+    The empirical counterpart of `rounding_allowance`: with the position after a review spread evenly
+    over [S, S + w), a cycle's service is the mean of F over that range, so the safety stock is the x
+    that solves H(x) = (1/w)·∫ₓ^{x+w} Fₙ(t) dt = coverage with Fₙ the samples' step function. H is
+    piecewise linear with breaks at eᵢ − w and eᵢ, so x is interpolated between the last break below
+    the coverage and the first at or above it. With w = 0 it is the plain quantile, the smallest
+    sample with Fₙ ≥ coverage; `policy` evaluates the same in Spark SQL.
+
+    Args:
+        samples: the sorted error windows e₁ ≤ … ≤ eₙ (n ≥ 1).
+        width: w ≥ 0, the width of the excess the rounding leaves.
+        coverage: the share of samples to cover, in (0, 1] (k/n for the conformal rank k).
+    """
+    e = np.sort(np.asarray(samples, dtype=float))
+    if width <= 0.0:
+        return float(e[min(max(math.ceil(coverage * e.size - 1e-9), 1), e.size) - 1])
+
+    def smoothed(x: np.ndarray) -> np.ndarray:
+        return np.clip(x[:, None] + width - e[None, :], 0.0, width).sum(axis=1) / (e.size * width)
+
+    breaks = np.sort(np.concatenate([e - width, e]))
+    values = smoothed(breaks)
+    high = int(np.argmax(values >= coverage - 1e-12))
+    if high == 0:
+        return float(breaks[0])
+    low = high - 1
+    share = (coverage - values[low]) / (values[high] - values[low])
+    return float(breaks[low] + share * (breaks[high] - breaks[low]))

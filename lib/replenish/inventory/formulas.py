@@ -28,15 +28,22 @@ def inventory_position(on_hand: Any, on_order: Any, backorders: Any, ops: Ops) -
     return on_hand + ops.fill_null(on_order, 0.0) - ops.fill_null(backorders, 0.0)
 
 
-def conformal_rank(samples: Any, level: Any, ops: Ops) -> Any:
+def conformal_rank(samples: Any, level: Any, ops: Ops, independent: Any = None) -> Any:
     """Rank (1-based) of the sorted sample that covers a next draw with probability `level`.
 
-    A next draw from the samples' distribution falls at or below the k-th smallest of n with
-    probability k / (n + 1), so the rank is ⌈(n + 1)·level⌉, the largest sample when that passes n
-    (the distribution-free, conformal bound). The plain empirical quantile, rank ⌈n·level⌉, covers a
-    next draw with ⌈n·level⌉ / (n + 1): from 30 windows at a 93 % target, 90.3 %. Never below 1.
+    A next draw from the samples' distribution falls at or below the k-th smallest of n independent
+    ones with probability k / (n + 1), so the rank is ⌈(n + 1)·level⌉, the largest sample when that
+    passes n (the distribution-free, conformal bound). The plain empirical quantile, rank ⌈n·level⌉,
+    covers a next draw with ⌈n·level⌉ / (n + 1): from 30 windows at a 93 % target, 90.3 %. Never
+    below 1.
+
+    Overlapping windows are fewer independent draws than there are windows: with `independent` = m
+    of them, the same bound asks for the share level·(m + 1)/m of the n samples, rank
+    ⌈n·level·(m + 1)/m⌉ (m = n by default).
     """
-    return ops.maximum(ops.minimum(ops.ceil(level * (samples + 1)), samples), 1)
+    if independent is None:
+        return ops.maximum(ops.minimum(ops.ceil(level * (samples + 1)), samples), 1)
+    return ops.maximum(ops.minimum(ops.ceil(samples * level * (independent + 1) / independent), samples), 1)
 
 
 def gamma_safety_stock(mean: Any, std: Any, z: Any, ops: Ops) -> Any:

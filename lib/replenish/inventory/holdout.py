@@ -178,7 +178,9 @@ def replay_holdout(
     require_columns(demand, ("freq", "sku", "location", "date", "demand"), "demand")
     holdout = holdout or holdout_periods(backtest, demand, settings)
     simulation = settings.simulation
-    plans = policies_by_cutoff(backtest, profile, suppliers, products, settings, holdout, stamp)
+    # Computed once: the plans feed three joins below, and a filter on a level would otherwise have the
+    # optimizer inline every policy expression into the predicate as well as the projection.
+    plans = policies_by_cutoff(backtest, profile, suppliers, products, settings, holdout, stamp).localCheckpoint()
     levels_known = F.col("order_up_to_level").isNotNull() & F.col("reorder_point").isNotNull()
     complete = (
         plans.where(levels_known)

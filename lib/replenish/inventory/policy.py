@@ -22,15 +22,20 @@ recommended orders. Per series:
    SS = k·σ_P with G(k) = (1 − β)·Q / σ_P (G the standard normal loss function, Q the lot size for
    (s, Q) or d·R for (R, S)). Intermittent and lumpy series instead use the empirical distribution of
    the chosen forecast's errors summed over P-period windows of the backtests (for α the
-   ⌈(n + 1)·α⌉-th smallest of n windows, `formulas.conformal_rank`; for β the smallest value whose
-   expected shortfall meets the target), combined with the lead-time term
+   ⌈n·α·(m + 1)/m⌉-th smallest of n windows, m = Σ_f H_f / P the independent draws among them, for
+   the windows of a fold of H_f periods overlap (`formulas.conformal_rank`); for β the smallest
+   value whose expected shortfall meets the target), combined with the lead-time term
    as √(SS_demand² + (z·d·σ_L)²). The other series of skewed demand classes (`skewed_classes`:
    erratic, intermittent and lumpy by default), for a cycle target, take the α-quantile of a gamma
    lead-time demand with mean d·P and σ_P (`formulas.gamma_safety_stock`): its upper tail is longer
    than the normal's, which at a 93 % target fell several points short in the demo replay.
 5. **Levels.** s = d·L + SS_L; S = d·(R + L) + SS_(R+L); EOQ = √(2·D·K / h) with D the yearly
    demand, K the ordering cost and h = holding rate × unit cost; the lot size Q is the EOQ rounded
-   to MOQ and packs (d·R when the unit cost is unknown).
+   to MOQ and packs (d·R when the unit cost is unknown). With a cycle target, S is lowered by a
+   rounding allowance: MOQ and packs spread the position after a review over [S, S + w), so the
+   service is F averaged over that range (`distributions.rounding_allowance` for the normal and gamma
+   series; for the empirical ones the x where their own error windows' F, so averaged, meets the
+   coverage, `distributions.smoothed_empirical_quantile`).
 6. **Order.** From the inventory position (on hand + on order − backorders) of the latest snapshot:
    (R, S) orders S − position, (s, Q) orders n·Q when the position is below s, rounded up to the
    MOQ and whole packs.
@@ -74,6 +79,8 @@ PROFILE_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "demand_class", "
 SUPPLIER_COLUMNS: tuple[str, ...] = ("sku", "location")
 INVENTORY_COLUMNS: tuple[str, ...] = ("sku", "location", "on_hand")
 PRODUCT_COLUMNS: tuple[str, ...] = ("sku",)
+# Halvings of the bisection in `_smoothed_quantile`.
+SMOOTHED_QUANTILE_STEPS = 24
 
 
 @dataclass(frozen=True)
@@ -222,10 +229,50 @@ def _error_windows(path: str, length: str) -> Sql:
     return sql(f"array_sort(filter(transform({starts}, j -> {window}), w -> w IS NOT NULL))")
 
 
-def _empirical_quantile(samples: str, level: str) -> Sql:
-    """The sorted sample of conformal rank ⌈(n + 1)·level⌉ (`formulas.conformal_rank`)."""
-    rank = formulas.conformal_rank(sql(f"size(`{samples}`)"), sql(level), SPARK)
+def _independent_windows(path: str, length: str) -> Sql:
+    """How many independent draws the error windows of `length` periods are: Σ over folds of H_f / length.
+
+    The windows of one fold slide by one period, so a fold of H_f scored periods holds H_f − length + 1
+    windows but only about H_f / length that share no period (folds shorter than a window: none).
+    """
+    periods = f"size(filter(`{path}`, x -> x.fold = f))"
+    return sql(
+        f"aggregate(array_distinct(transform(`{path}`, x -> x.fold)), 0D, "
+        f"(total, f) -> total + CASE WHEN {periods} >= {length} THEN {periods} / {length} ELSE 0D END)"
+    )
+
+
+def _empirical_quantile(samples: str, level: str, independent: str | None = None) -> Sql:
+    """The sorted sample of conformal rank ⌈n·level·(m + 1)/m⌉, m independent draws (`formulas.conformal_rank`)."""
+    rank = formulas.conformal_rank(
+        sql(f"size(`{samples}`)"), sql(level), SPARK, None if independent is None else sql(independent)
+    )
     return sql(f"element_at(`{samples}`, CAST({rank} AS INT))")
+
+
+def _smoothed_quantile(samples: str, width: str, coverage: str) -> Sql:
+    """`distributions.smoothed_empirical_quantile` of each row's sorted `samples`, in SQL.
+
+    H(x), the mean of Fₙ over [x, x + w), rises from 0 at e₁ − w to 1 at eₙ; x is found by
+    bisection over that range (`SMOOTHED_QUANTILE_STEPS` halvings, each one pass over the samples:
+    exact to the range / 2²⁴, and linear in n where evaluating H at all 2n breaks is quadratic).
+    NULL where w ≤ 0 (the plain quantile applies).
+    """
+
+    def smoothed(x: str) -> str:
+        clipped = f"least(greatest({x} + `{width}` - e, 0D), `{width}`)"
+        return f"aggregate(`{samples}`, 0D, (total, e) -> total + {clipped}) / (size(`{samples}`) * `{width}`)"
+
+    middle = "(bounds.low + bounds.high) / 2D"
+    step = (
+        f"CASE WHEN {smoothed(middle)} >= {coverage} THEN named_struct('low', bounds.low, 'high', {middle}) "
+        f"ELSE named_struct('low', {middle}, 'high', bounds.high) END"
+    )
+    start = f"named_struct('low', element_at(`{samples}`, 1) - `{width}`, 'high', element_at(`{samples}`, -1))"
+    return sql(
+        f"CASE WHEN `{width}` > 0D THEN aggregate(sequence(1, {SMOOTHED_QUANTILE_STEPS}), {start}, "
+        f"(bounds, i) -> {step}, bounds -> bounds.high) END"
+    )
 
 
 def _empirical_fill_rate_quantity(samples: str, allowed_shortage: str) -> Sql:
@@ -503,6 +550,12 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
     parametric_lead, parametric_protection = col("parametric_lead"), col("parametric_protection")
 
     # Intermittent series: the empirical distribution of the chosen forecast's lead-time errors.
+    # Lead-time variability joins the empirical demand term as an independent normal one.
+    lead_time_term = SPARK.maximum(col("cycle_factor"), 0.0) * d * lead_time_std
+
+    def combined(demand_part: Sql) -> Sql:
+        return SPARK.sqrt(SPARK.maximum(demand_part, 0.0) ** 2 + lead_time_term**2)
+
     intermittent = _in_demand_classes(settings.intermittent_classes)
     if empirical:
         df = df.selectExpr(
@@ -517,6 +570,12 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
             sql(f"CASE WHEN {intermittent} THEN {_error_windows('error_path', '`window_protection`')} END").alias(
                 "windows_protection"
             ),
+            sql(f"CASE WHEN {intermittent} THEN {_independent_windows('error_path', '`window_lead`')} END").alias(
+                "independent_lead"
+            ),
+            sql(f"CASE WHEN {intermittent} THEN {_independent_windows('error_path', '`window_protection`')} END").alias(
+                "independent_protection"
+            ),
         )
         minimum = settings.min_empirical_samples
         df = df.selectExpr(
@@ -527,18 +586,14 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
             ).alias("use_empirical"),
         )
         if settings.service_measure == "cycle":
-            demand_lead = _empirical_quantile("windows_lead", "`service_target`")
-            demand_protection = _empirical_quantile("windows_protection", "`service_target`")
+            demand_lead = _empirical_quantile("windows_lead", "`service_target`", "`independent_lead`")
+            demand_protection = _empirical_quantile(
+                "windows_protection", "`service_target`", "`independent_protection`"
+            )
         else:
             allowed = 1.0 - col("service_target")
             demand_lead = _empirical_fill_rate_quantity("windows_lead", str(allowed * col("lot_size")))
             demand_protection = _empirical_fill_rate_quantity("windows_protection", str(allowed * d * review))
-        # Lead-time variability joins the empirical demand term as an independent normal one.
-        lead_time_term = SPARK.maximum(col("cycle_factor"), 0.0) * d * lead_time_std
-
-        def combined(demand_part: Sql) -> Sql:
-            return SPARK.sqrt(SPARK.maximum(demand_part, 0.0) ** 2 + lead_time_term**2)
-
         df = df.selectExpr(
             "*",
             SPARK.where(col("use_empirical"), combined(demand_lead), parametric_lead).alias("safety_stock_continuous"),
@@ -574,12 +629,30 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         )
         share = _rounding_share(sorted({*settings.service_targets.values(), settings.service_level}))
         unrounded_level = formulas.order_up_to_level(d, lead_time, review, col("safety_stock_periodic"))
-        # Series sized from the empirical error distribution keep their level: lumpy lead-time demand is
-        # far from the normal spread this allowance assumes (in the demo replay it overshot by 5-7 points).
         allowance = col("rounding_width") * share
-        allowance = SPARK.where(
-            col("use_empirical"), 0.0, SPARK.maximum(SPARK.minimum(allowance, unrounded_level), 0.0)
-        )
+        if empirical:
+            # Series sized from the error windows take the same average over [S, S + w) of their own
+            # empirical distribution: lumpy lead-time demand is far from the normal spread that `share`
+            # assumes (with it, the lumpy series of the demo replay fell 5-7 points short).
+            samples = "windows_protection"
+            rank = formulas.conformal_rank(
+                sql(f"size(`{samples}`)"), col("service_target"), SPARK, col("independent_protection")
+            )
+            df = df.selectExpr(
+                "*", sql(f"CASE WHEN `use_empirical` THEN {rank} / size(`{samples}`) END").alias("empirical_coverage")
+            ).selectExpr(
+                "*",
+                sql(
+                    f"CASE WHEN `use_empirical` THEN "
+                    f"{_smoothed_quantile(samples, 'rounding_width', '`empirical_coverage`')} END"
+                ).alias("smoothed_demand_protection"),
+            )
+            allowance = SPARK.where(
+                col("use_empirical"),
+                SPARK.maximum(col("safety_stock_periodic") - combined(col("smoothed_demand_protection")), 0.0),
+                allowance,
+            )
+        allowance = SPARK.maximum(SPARK.minimum(SPARK.fill_null(allowance, 0.0), unrounded_level), 0.0)
     else:
         allowance = sql("0D")
     df = df.selectExpr("*", allowance.alias("rounding_allowance")).selectExpr(
