@@ -342,29 +342,28 @@ def plan_inventory(
     """
     empirical = settings.intermittent_method == "empirical"
     profile_terms = _profile_terms(partition_by_sku(profile), settings.freq)
-    supplier_terms = _supplier_terms(partition_by_sku(suppliers))
-    inventory, products = partition_by_sku(inventory), partition_by_sku(products)
+    keys = list(SERIES_KEYS)
+    # The narrow per-series inputs are joined to each other first, so the wide candidate rows take one
+    # join (in `choose_forecasts`) instead of one per input.
+    terms = (
+        profile_terms.join(_supplier_terms(partition_by_sku(suppliers)), keys, "full")
+        .join(latest_inventory(partition_by_sku(inventory)), keys, "full")
+        .join(_product_terms(partition_by_sku(products)), "sku", "left")
+    )
     lead_time_days = sql(
         f"coalesce({_valid('supplier_lead_time_mean_days')}, {literal(settings.default_lead_time_days)})"
     )
-    protection = supplier_terms.selectExpr(
-        *SERIES_KEYS,
-        ((lead_time_days + settings.review_period_days) / settings.period_days).alias("protection_periods"),
+    terms = terms.selectExpr(
+        "*", ((lead_time_days + settings.review_period_days) / settings.period_days).alias("protection_periods")
     )
-    chosen = choose_forecasts(
+    series = choose_forecasts(
         forecast,
         backtest,
         settings,
         keep_error_path=empirical,
         demand_classes=profile_terms.select(*SERIES_KEYS, "demand_class"),
-        protection_periods=protection,
+        series_terms=terms,
         grid=grid,
-    )
-    series = (
-        chosen.join(profile_terms, list(SERIES_KEYS), "left")
-        .join(supplier_terms, list(SERIES_KEYS), "left")
-        .join(latest_inventory(inventory), list(SERIES_KEYS), "left")
-        .join(_product_terms(products), "sku", "left")
     )
     return outputs_from_series(policy_columns(series, settings, stamp))
 

@@ -364,13 +364,15 @@ def _series_window() -> WindowSpec:
     return Window.partitionBy(*SERIES_KEYS)
 
 
-def select_models(candidates: DataFrame, settings: SelectionConfig) -> DataFrame:
+def select_models(candidates: DataFrame, settings: SelectionConfig, series_columns: tuple[str, ...] = ()) -> DataFrame:
     """Choose one candidate per series and say why.
 
     Args:
         candidates: `forecast_candidates` left-joined with `backtest_errors` on sku, location, model
             (every forecast model of a series is a candidate, scored or not).
         settings: metric, minimum scored periods, fallback preference.
+        series_columns: columns with one value per series (its supplier, profile, ...): passed
+            through beside `chosen` rather than into it.
 
     Returns one row per series: sku, location, chosen (the winning candidate's struct, with every
     candidate column), candidates (int), scored_candidates (int), candidate_scores (JSON map model →
@@ -390,7 +392,7 @@ def select_models(candidates: DataFrame, settings: SelectionConfig) -> DataFrame
         else F.lit(0.0)
     )
     scored = (F.col("backtest_periods") >= settings.min_backtest_periods) & F.col(metric).isNotNull()
-    candidate_fields = [c for c in candidates.columns if c not in SERIES_KEYS]
+    candidate_fields = [c for c in candidates.columns if c not in SERIES_KEYS and c not in series_columns]
     ranked = (
         candidates.withColumn("scored", F.coalesce(scored, F.lit(False)))
         .withColumn("sort_key", F.when(F.col("scored"), F.col(metric)).otherwise(fallback_rank))
@@ -416,6 +418,7 @@ def select_models(candidates: DataFrame, settings: SelectionConfig) -> DataFrame
             *SERIES_KEYS,
             F.struct(*order, *[F.col(c) for c in candidate_fields if c != "model"], "scored").alias("candidate"),
             "candidate_count",
+            *series_columns,
             # Best first, as the ranking orders them: (score, model) ascending.
             F.transform(
                 F.array_sort("scored_entries"), lambda e: F.struct(e["model"].alias("model"), e["score"].alias(metric))
@@ -430,6 +433,7 @@ def select_models(candidates: DataFrame, settings: SelectionConfig) -> DataFrame
     )
     return per_series.select(
         *SERIES_KEYS,
+        *series_columns,
         chosen.alias("chosen"),
         F.col("candidate_count").cast("int").alias("candidates"),
         F.size(scored_list).alias("scored_candidates"),
@@ -461,7 +465,7 @@ def choose_forecasts(
     *,
     keep_error_path: bool,
     demand_classes: DataFrame | None = None,
-    protection_periods: DataFrame | None = None,
+    series_terms: DataFrame | None = None,
     grid: BacktestGrid | None = None,
 ) -> DataFrame:
     """Score every candidate forecast per series and keep the winner (see `select_models`).
@@ -477,13 +481,15 @@ def choose_forecasts(
         settings: the `inventory:` settings.
         keep_error_path: keep the chosen candidate's backtest errors (for empirical safety stocks).
         demand_classes: sku, location, demand_class (pools of the level share).
-        protection_periods: sku, location, protection_periods (P in periods); series without a row
-            use the default lead time plus the review period.
+        series_terms: one row per series: sku, location, protection_periods (P in periods; NULL:
+            the default lead time plus the review period) and any other per-series columns, which
+            are joined to the candidates once and returned beside `chosen`. The wide candidate rows
+            then take one join, not one per narrow input.
         grid: the run's steps and folds (default: `backtest_grid` of the inputs).
 
     Returns one row per series with `chosen` (struct: model, forecast_path, horizon,
     horizon_demand_rate, interval_error_std, forecast_start, backtest_periods, rmse, mae, wape, bias
-    [, error_path], blend_weights) and the selection columns.
+    [, error_path], blend_weights), the selection columns and the columns of `series_terms`.
     """
     selection = settings.selection
     freq = settings.freq
@@ -503,15 +509,16 @@ def choose_forecasts(
     else:
         candidates = candidates.withColumn("blend_weights", F.lit(None).cast("string"))
     joined = candidates.join(errors, [*SERIES_KEYS, "model"], "left")
+    if series_terms is not None:
+        joined = joined.join(series_terms, list(SERIES_KEYS), "left")
+    else:
+        joined = joined.withColumn("protection_periods", F.lit(None).cast("double"))
+    series_columns = tuple(c for c in joined.columns if c not in candidates.columns and c not in errors.columns)
     if selection.metric == "lead_time_rmse":
         default = (settings.default_lead_time_days + settings.review_period_days) / settings.period_days
-        if protection_periods is not None:
-            joined = joined.join(protection_periods, list(SERIES_KEYS), "left")
-        else:
-            joined = joined.withColumn("protection_periods", F.lit(None).cast("double"))
         periods = F.coalesce(F.col("protection_periods"), F.lit(default))
         joined = joined.withColumn(
             "lead_time_rmse",
             F.sqrt(periods * F.col("error_variance") + periods * periods * F.col("level_error_variance")),
-        ).drop("protection_periods")
-    return select_models(joined, selection)
+        )
+    return select_models(joined, selection, series_columns)
