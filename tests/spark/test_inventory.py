@@ -399,9 +399,14 @@ def test_forecast_intervals_size_the_stock_without_backtests(cycle_plan) -> None
 
 
 def test_a_series_without_profile_gets_the_default_target(cycle_plan) -> None:
-    safety = cycle_plan["safety"].loc["F"]
+    safety, plan = cycle_plan["safety"].loc["F"], cycle_plan["plan"].loc["F"]
     assert safety["service_target"] == 0.95
     assert "no series profile" in safety["notes"]
+    # Its supplier row, snapshot and product still reach it (the per-series inputs are joined fully
+    # to each other before they meet the candidates).
+    assert plan["lead_time_days"] == 7.0 and plan["unit_cost"] == 1.0
+    assert plan["inventory_position"] == 0.0
+    assert "no supplier row" not in plan["notes"]
 
 
 def test_fill_rate_factor_solves_the_loss_equation(fill_rate_blend_plan) -> None:
