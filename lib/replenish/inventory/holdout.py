@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -178,9 +179,14 @@ def replay_holdout(
     require_columns(demand, ("freq", "sku", "location", "date", "demand"), "demand")
     holdout = holdout or holdout_periods(backtest, demand, settings)
     simulation = settings.simulation
-    # Computed once: the plans feed three joins below, and a filter on a level would otherwise have the
-    # optimizer inline every policy expression into the predicate as well as the projection.
-    plans = policies_by_cutoff(backtest, profile, suppliers, products, settings, holdout, stamp).localCheckpoint()
+    # Computed once, before the replay: the plans feed three joins below, and a filter on a level would
+    # otherwise have the optimizer inline every policy expression into the predicate as well as the
+    # projection. Persisted rather than locally checkpointed, so a lost executor's blocks are recomputed
+    # from the lineage (a row per series and cutoff: small; released with the session).
+    plans = policies_by_cutoff(backtest, profile, suppliers, products, settings, holdout, stamp).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    plans.count()
     levels_known = F.col("order_up_to_level").isNotNull() & F.col("reorder_point").isNotNull()
     complete = (
         plans.where(levels_known)

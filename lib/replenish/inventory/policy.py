@@ -242,12 +242,16 @@ def _independent_windows(path: str, length: str) -> Sql:
     )
 
 
-def _empirical_quantile(samples: str, level: str, independent: str | None = None) -> Sql:
-    """The sorted sample of conformal rank ⌈n·level·(m + 1)/m⌉, m independent draws (`formulas.conformal_rank`)."""
-    rank = formulas.conformal_rank(
+def _conformal_rank(samples: str, level: str, independent: str | None = None) -> Sql:
+    """`formulas.conformal_rank` of the sorted array `samples`: ⌈n·level·(m + 1)/m⌉, m independent draws."""
+    return formulas.conformal_rank(
         sql(f"size(`{samples}`)"), sql(level), SPARK, None if independent is None else sql(independent)
     )
-    return sql(f"element_at(`{samples}`, CAST({rank} AS INT))")
+
+
+def _empirical_quantile(samples: str, level: str, independent: str | None = None) -> Sql:
+    """The sorted sample of conformal rank ⌈n·level·(m + 1)/m⌉, m independent draws (`_conformal_rank`)."""
+    return sql(f"element_at(`{samples}`, CAST({_conformal_rank(samples, level, independent)} AS INT))")
 
 
 def _smoothed_quantile(samples: str, width: str, coverage: str) -> Sql:
@@ -634,9 +638,7 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
             # empirical distribution: lumpy lead-time demand is far from the normal spread that `share`
             # assumes (with it, the lumpy series of the demo replay fell 5-7 points short).
             samples = "windows_protection"
-            rank = formulas.conformal_rank(
-                sql(f"size(`{samples}`)"), col("service_target"), SPARK, col("independent_protection")
-            )
+            rank = _conformal_rank(samples, "`service_target`", "`independent_protection`")
             df = df.selectExpr(
                 "*", sql(f"CASE WHEN `use_empirical` THEN {rank} / size(`{samples}`) END").alias("empirical_coverage")
             ).selectExpr(
