@@ -358,14 +358,16 @@ def test_the_empirical_quantile_takes_the_conformal_rank(spark) -> None:
 
 
 def test_overlapping_error_windows_count_as_fewer_independent_draws(spark) -> None:
-    # Two folds of 10 periods hold 7 windows of 4 each (14 in all) but 10 / 4 = 2.5 disjoint ones
-    # each; a fold of 3 periods holds no window of 4 and counts for nothing.
-    path = [(fold, step, 1.0) for fold, steps in ((1, 10), (2, 10), (3, 3)) for step in range(1, steps + 1)]
+    # Two folds of 10 periods hold 7 windows of 4 each but 10 / 4 = 2.5 disjoint ones, which the
+    # overlapping ones count 1.5 times: 3.75 draws each. A fold of 4 periods holds one window (1.5
+    # capped at 1); a fold of 3 holds no window of 4 and counts for nothing.
+    folds = ((1, 10), (2, 10), (3, 3), (4, 4))
+    path = [(fold, step, 1.0) for fold, steps in folds for step in range(1, steps + 1)]
     frame = spark.createDataFrame([(path,)], "path array<struct<fold: int, step: int, error: double>>")
     row = frame.selectExpr(
         f"size({_error_windows('path', '4')}) AS windows", f"{_independent_windows('path', '4')} AS independent"
     ).collect()[0]
-    assert (row["windows"], row["independent"]) == (14, 5.0)
+    assert (row["windows"], row["independent"]) == (15, 8.5)
 
 
 def test_the_smoothed_empirical_quantile_in_sql_matches_numpy(spark) -> None:

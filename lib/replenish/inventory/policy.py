@@ -22,9 +22,10 @@ recommended orders. Per series:
    SS = k·σ_P with G(k) = (1 − β)·Q / σ_P (G the standard normal loss function, Q the lot size for
    (s, Q) or d·R for (R, S)). Intermittent and lumpy series instead use the empirical distribution of
    the chosen forecast's errors summed over P-period windows of the backtests (for α the
-   ⌈n·α·(m + 1)/m⌉-th smallest of n windows, m = Σ_f H_f / P the independent draws among them, for
-   the windows of a fold of H_f periods overlap (`formulas.conformal_rank`); for β the smallest
-   value whose expected shortfall meets the target), combined with the lead-time term
+   ⌈n·α·(m + 1)/m⌉-th smallest of n windows, m ≈ Σ_f 1.5·H_f / P the independent draws among them,
+   for the windows of a fold of H_f periods overlap (`formulas.conformal_rank`,
+   `_independent_windows`); for β the smallest value whose expected shortfall meets the target),
+   combined with the lead-time term
    as √(SS_demand² + (z·d·σ_L)²). The other series of skewed demand classes (`skewed_classes`:
    erratic, intermittent and lumpy by default), for a cycle target, take the α-quantile of a gamma
    lead-time demand with mean d·P and σ_P (`formulas.gamma_safety_stock`): its upper tail is longer
@@ -81,6 +82,9 @@ INVENTORY_COLUMNS: tuple[str, ...] = ("sku", "location", "on_hand")
 PRODUCT_COLUMNS: tuple[str, ...] = ("sku",)
 # Halvings of the bisection in `_smoothed_quantile`.
 SMOOTHED_QUANTILE_STEPS = 24
+# Independent draws per disjoint window that a fold's overlapping error windows count for
+# (`_independent_windows`).
+OVERLAPPING_WINDOW_DRAWS = 1.5
 
 
 @dataclass(frozen=True)
@@ -230,15 +234,20 @@ def _error_windows(path: str, length: str) -> Sql:
 
 
 def _independent_windows(path: str, length: str) -> Sql:
-    """How many independent draws the error windows of `length` periods are: Σ over folds of H_f / length.
+    """How many independent draws the error windows of `length` periods are (Σ over folds).
 
     The windows of one fold slide by one period, so a fold of H_f scored periods holds H_f − length + 1
-    windows but only about H_f / length that share no period (folds shorter than a window: none).
+    windows, of which only H_f / length share no period. The overlapping ones still carry more than
+    the disjoint ones: overlapping batch means (Meketon & Schmeiser, 1984) estimate a variance with
+    2/3 the variance of the disjoint batches' estimate, i.e. as if from `OVERLAPPING_WINDOW_DRAWS` =
+    1.5 times as many. A fold counts min(1.5·H_f / length, H_f − length + 1) draws (folds shorter than
+    a window: none).
     """
     periods = f"size(filter(`{path}`, x -> x.fold = f))"
+    draws = f"least({OVERLAPPING_WINDOW_DRAWS}D * {periods} / {length}, {periods} - {length} + 1D)"
     return sql(
         f"aggregate(array_distinct(transform(`{path}`, x -> x.fold)), 0D, "
-        f"(total, f) -> total + CASE WHEN {periods} >= {length} THEN {periods} / {length} ELSE 0D END)"
+        f"(total, f) -> total + CASE WHEN {periods} >= {length} THEN {draws} ELSE 0D END)"
     )
 
 
