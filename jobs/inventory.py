@@ -93,7 +93,7 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     series = output_columns(plan.series).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         outputs = outputs_from_series(series)
-        accuracy = forecast_accuracy(metrics, outputs.model_selection, read("silver.series_profile"), settings, stamp)
+        accuracy = forecast_accuracy(metrics, outputs.safety_stock, settings, stamp)
         written = {
             "gold.model_selection": ctx.lake.write_with_result(outputs.model_selection, "gold.model_selection"),
             "gold.safety_stock": ctx.lake.write_with_result(outputs.safety_stock, "gold.safety_stock"),

@@ -462,9 +462,9 @@ def test_forecast_accuracy_rolls_up_by_dimension(spark, cycle_plan) -> None:
         "freq string, sku string, location string, model string, fold int, mase double, wape double, "
         "bias double, rmse double, coverage_80 double, coverage_95 double",
     )
-    selection = spark.createDataFrame(cycle_plan["selection"][["sku", "location", "selected_model"]])
-    profile = inputs(spark)["profile"]
-    rows = forecast_accuracy(metrics, selection, profile, dataclasses.replace(InventoryConfig()), STAMP).toPandas()
+    columns = ["sku", "location", "model", "category", "abc_xyz", "demand_class"]
+    series = spark.createDataFrame(cycle_plan["safety"][columns].reset_index(drop=True))
+    rows = forecast_accuracy(metrics, series, dataclasses.replace(InventoryConfig()), STAMP).toPandas()
     total = rows[(rows["dimension"] == "total") & (rows["model"] == "good")].iloc[0]
     assert total["series"] == 2 and total["folds"] == 3
     assert total["mase"] == pytest.approx(0.6)  # A's mean 0.6; B's NaN is left out

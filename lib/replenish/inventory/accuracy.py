@@ -3,7 +3,7 @@
 Input is the per series × model × fold backtest scoring of the forecast run (`gold.forecast_backtest`,
 metrics as defined in `replenish.forecast.backtest`). Each series is first averaged over its folds,
 then series are averaged with equal weight within each group, per model and for `selected` (each
-series' chosen model, from `gold.model_selection`). Groups: `total`, `category`, `location`,
+series' chosen model, from the plan). Groups: `total`, `category`, `location`,
 `abc_xyz` and `demand_class`, all in one pass (the dimensions are exploded, then aggregated once,
 over per-cell sums rather than per series).
 """
@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from replenish.inventory.policy import RunStamp
 from replenish.inventory.schemas import FORECAST_ACCURACY_SCHEMA, conform
-from replenish.inventory.selection import SERIES_KEYS, partition_by_sku, require_columns
+from replenish.inventory.selection import SERIES_KEYS, require_columns
 from replenish.inventory.settings import InventoryConfig
 
 METRICS: tuple[str, ...] = ("mase", "wape", "bias", "rmse", "coverage_80", "coverage_95")
@@ -30,8 +30,7 @@ def _finite(column: str) -> F.Column:
 
 def forecast_accuracy(
     metrics: DataFrame,
-    selection: DataFrame,
-    profile: DataFrame,
+    series: DataFrame,
     settings: InventoryConfig,
     stamp: RunStamp,
 ) -> DataFrame:
@@ -39,29 +38,36 @@ def forecast_accuracy(
 
     Args:
         metrics: `gold.forecast_backtest` rows of one forecast run.
-        selection: `gold.model_selection` rows of this run (sku, location, selected_model).
-        profile: `silver.series_profile` (category, abc_xyz, demand_class).
+        series: the plan's rows per series (e.g. `gold.safety_stock` of this run): sku, location,
+            model (the one chosen), category, abc_xyz, demand_class. Its classes are the ones the plan
+            used (the category falls back to the product's), and no input is read twice.
         settings: the frequency.
         stamp: run metadata.
     """
     require_columns(metrics, ("sku", "location", "model", *METRICS), "forecast_backtest")
+    require_columns(series, (*SERIES_KEYS, "model", "category", "abc_xyz", "demand_class"), "series")
     per_series = (
-        partition_by_sku(metrics.where(F.col("freq") == settings.freq))
+        metrics.where(F.col("freq") == settings.freq)
         .groupBy(*SERIES_KEYS, "model")
         .agg(F.count("*").alias("folds"), *[F.avg(_finite(m)).alias(m) for m in METRICS])
     )
-    chosen = selection.select(*SERIES_KEYS, F.col("selected_model").alias("model"))
-    selected = per_series.join(chosen, [*SERIES_KEYS, "model"]).withColumn("model", F.lit(SELECTED))
-    classes = partition_by_sku(profile.where(F.col("freq") == settings.freq)).select(
-        *SERIES_KEYS, "category", "abc_xyz", "demand_class"
+    chosen = series.select(*SERIES_KEYS, F.col("model").alias("selected_model"), "category", "abc_xyz", "demand_class")
+    # Each series × model row counts for its model and, for the chosen model, once more as `selected`.
+    models = F.filter(
+        F.array(F.col("model"), F.when(F.col("model") == F.col("selected_model"), F.lit(SELECTED))),
+        lambda model: model.isNotNull(),
     )
     # Series are first summed into cells of every dimension at once (a few thousand rows), so the
     # dimensions are exploded over the cells, not over every series: the group means are ratios of sums.
     cell_keys = ("category", "abc_xyz", "demand_class", "location")
     cells = (
-        per_series.unionByName(selected)
-        .join(classes, list(SERIES_KEYS), "left")
-        .select("model", "folds", *METRICS, *[F.coalesce(F.col(k), F.lit("unknown")).alias(k) for k in cell_keys])
+        per_series.join(chosen, list(SERIES_KEYS), "left")
+        .select(
+            F.explode(models).alias("model"),
+            "folds",
+            *METRICS,
+            *[F.coalesce(F.col(k), F.lit("unknown")).alias(k) for k in cell_keys],
+        )
         .groupBy("model", *cell_keys)
         .agg(
             F.count("*").alias("series"),

@@ -153,22 +153,67 @@ def service_class_maps(settings: InventoryConfig) -> dict[str, Sql]:
     }
 
 
-def latest_inventory(inventory: DataFrame) -> DataFrame:
-    """The latest snapshot per series: on_hand, on_order, backorders, snapshot_date."""
+def _inventory_snapshots(inventory: DataFrame) -> DataFrame:
+    """sku, location and the snapshot as struct `inventory` (on_hand, on_order, backorders, snapshot_date)."""
     require_columns(inventory, INVENTORY_COLUMNS, "inventory")
     columns = {c: F.col(c) if c in inventory.columns else F.lit(None) for c in ("on_order", "backorders")}
     snapshot_date = F.col("snapshot_date") if "snapshot_date" in inventory.columns else F.lit(None).cast("date")
-    snapshot = inventory.select(
+    return inventory.select(
         *SERIES_KEYS,
-        F.col("on_hand").cast("double").alias("on_hand"),
-        columns["on_order"].cast("double").alias("on_order"),
-        columns["backorders"].cast("double").alias("backorders"),
-        snapshot_date.alias("snapshot_date"),
+        F.struct(
+            F.col("on_hand").cast("double").alias("on_hand"),
+            columns["on_order"].cast("double").alias("on_order"),
+            columns["backorders"].cast("double").alias("backorders"),
+            snapshot_date.alias("snapshot_date"),
+        ).alias("inventory"),
     )
-    latest = snapshot.groupBy(*SERIES_KEYS).agg(
-        F.max_by(F.struct("on_hand", "on_order", "backorders", "snapshot_date"), F.col("snapshot_date")).alias("s")
+
+
+def series_terms(
+    profile: DataFrame, suppliers: DataFrame, inventory: DataFrame, products: DataFrame, freq: str
+) -> DataFrame:
+    """One row per series of the profile, the suppliers or the inventory, with what each says of it.
+
+    The profile (category, demand_class, abc_xyz), the first supplier row, the latest inventory
+    snapshot and the SKU's product (unit cost and category fallbacks), each NULL where the series
+    has none; `has_profile` and `has_supplier` say which were found. The three per-series inputs are
+    one union grouped by series, in the partitions of their one shuffle by SKU: full outer joins of
+    them would shuffle twice more, for Spark 3.5 does not know how their output is partitioned.
+    """
+    profile_rows = _profile_terms(profile, freq)
+    supplier_rows = _supplier_terms(suppliers)
+    profile_struct = F.struct(*[c for c in profile_rows.columns if c not in SERIES_KEYS])
+    supplier_struct = F.struct(*[c for c in supplier_rows.columns if c not in SERIES_KEYS])
+    snapshots = _inventory_snapshots(inventory)
+    none = {
+        "profile": F.lit(None).cast(profile_rows.select(profile_struct).schema[0].dataType),
+        "supplier": F.lit(None).cast(supplier_rows.select(supplier_struct).schema[0].dataType),
+        "inventory": F.lit(None).cast(snapshots.schema["inventory"].dataType),
+    }
+
+    def rows(frame: DataFrame, name: str, value: Column) -> DataFrame:
+        return frame.select(
+            *SERIES_KEYS,
+            *[(value if part == name else none[part]).alias(part) for part in ("profile", "supplier", "inventory")],
+        )
+
+    union = (
+        rows(profile_rows, "profile", profile_struct)
+        .unionByName(rows(supplier_rows, "supplier", supplier_struct))
+        .unionByName(rows(snapshots, "inventory", F.col("inventory")))
     )
-    return latest.select(*SERIES_KEYS, "s.*")
+    merged = (
+        partition_by_sku(union)
+        .groupBy(*SERIES_KEYS)
+        .agg(
+            F.first("profile", ignorenulls=True).alias("profile"),
+            F.first("supplier", ignorenulls=True).alias("supplier"),
+            F.max_by("inventory", F.col("inventory.snapshot_date")).alias("inventory"),
+        )
+    )
+    return merged.select(*SERIES_KEYS, "profile.*", "supplier.*", "inventory.*").join(
+        _product_terms(partition_by_sku(products)), "sku", "left"
+    )
 
 
 def _optional(df: DataFrame, column: str, dtype: str = "double") -> Column:
@@ -182,7 +227,7 @@ def _supplier_terms(suppliers: DataFrame) -> DataFrame:
         *SERIES_KEYS,
         *[_optional(suppliers, c).alias(f"supplier_{c}") for c in fields],
         F.lit(True).alias("has_supplier"),
-    ).dropDuplicates(list(SERIES_KEYS))
+    )
 
 
 def _product_terms(products: DataFrame) -> DataFrame:
@@ -355,14 +400,9 @@ def plan_inventory(
     """
     empirical = settings.intermittent_method == "empirical"
     profile_terms = _profile_terms(partition_by_sku(profile), settings.freq)
-    keys = list(SERIES_KEYS)
-    # The narrow per-series inputs are joined to each other first, so the wide candidate rows take one
-    # join (in `choose_forecasts`) instead of one per input.
-    terms = (
-        profile_terms.join(_supplier_terms(partition_by_sku(suppliers)), keys, "full")
-        .join(latest_inventory(partition_by_sku(inventory)), keys, "full")
-        .join(_product_terms(partition_by_sku(products)), "sku", "left")
-    )
+    # The narrow per-series inputs are combined first, so the wide candidate rows take one join (in
+    # `choose_forecasts`) instead of one per input.
+    terms = series_terms(profile, suppliers, inventory, products, settings.freq)
     lead_time_days = sql(
         f"coalesce({_valid('supplier_lead_time_mean_days')}, {literal(settings.default_lead_time_days)})"
     )
@@ -569,27 +609,27 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         return SPARK.sqrt(SPARK.maximum(demand_part, 0.0) ** 2 + lead_time_term**2)
 
     intermittent = _in_demand_classes(settings.intermittent_classes)
+    minimum = settings.min_empirical_samples
     if empirical:
+        # A path of fewer than `minimum` errors cannot hold `minimum` windows: skip cutting them.
+        windowed = sql(f"{intermittent} AND coalesce(size(`error_path`) >= {minimum}, FALSE)")
         df = df.selectExpr(
             "*",
             sql(f"CAST(greatest(round({lead_time}), 1) AS INT)").alias("window_lead"),
             sql(f"CAST(greatest(round({lead_time + review}), 1) AS INT)").alias("window_protection"),
         ).selectExpr(
             "*",
-            sql(f"CASE WHEN {intermittent} THEN {_error_windows('error_path', '`window_lead`')} END").alias(
-                "windows_lead"
-            ),
-            sql(f"CASE WHEN {intermittent} THEN {_error_windows('error_path', '`window_protection`')} END").alias(
+            sql(f"CASE WHEN {windowed} THEN {_error_windows('error_path', '`window_lead`')} END").alias("windows_lead"),
+            sql(f"CASE WHEN {windowed} THEN {_error_windows('error_path', '`window_protection`')} END").alias(
                 "windows_protection"
             ),
-            sql(f"CASE WHEN {intermittent} THEN {_independent_windows('error_path', '`window_lead`')} END").alias(
+            sql(f"CASE WHEN {windowed} THEN {_independent_windows('error_path', '`window_lead`')} END").alias(
                 "independent_lead"
             ),
-            sql(f"CASE WHEN {intermittent} THEN {_independent_windows('error_path', '`window_protection`')} END").alias(
+            sql(f"CASE WHEN {windowed} THEN {_independent_windows('error_path', '`window_protection`')} END").alias(
                 "independent_protection"
             ),
         )
-        minimum = settings.min_empirical_samples
         df = df.selectExpr(
             "*",
             sql(
