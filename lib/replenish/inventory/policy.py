@@ -70,6 +70,7 @@ from replenish.inventory.schemas import (
 from replenish.inventory.selection import (
     SERIES_KEYS,
     BacktestGrid,
+    backtest_grid,
     choose_forecasts,
     partition_by_sku,
     require_columns,
@@ -398,7 +399,13 @@ def plan_inventory(
     Returns:
         The per-series frame and the three gold outputs projected from it.
     """
-    empirical = settings.intermittent_method == "empirical"
+    grid = grid or backtest_grid(forecast, backtest, settings.freq)
+    # A series has at most folds × steps errors, so at most that many windows: when the run's grid
+    # cannot give `min_empirical_samples`, no series is sized empirically and no error path is kept.
+    empirical = (
+        settings.intermittent_method == "empirical"
+        and len(grid.folds) * grid.backtest_steps >= settings.min_empirical_samples
+    )
     profile_terms = _profile_terms(partition_by_sku(profile), settings.freq)
     # The narrow per-series inputs are combined first, so the wide candidate rows take one join (in
     # `choose_forecasts`) instead of one per input.
@@ -445,8 +452,9 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
     unit_cost = sql(
         f"coalesce({_valid('supplier_unit_cost', positive=True)}, {_valid('product_unit_cost', positive=True)})"
     )
+    kept_path = "error_path" in series.schema["chosen"].dataType.fieldNames()  # type: ignore[attr-defined]
     error_path = (
-        "chosen.error_path" if empirical else "CAST(NULL AS ARRAY<STRUCT<fold: INT, step: INT, error: DOUBLE>>)"
+        "chosen.error_path" if kept_path else "CAST(NULL AS ARRAY<STRUCT<fold: INT, step: INT, error: DOUBLE>>)"
     )
     df = series.selectExpr(
         f"{literal(stamp.run_id)} AS run_id",
