@@ -45,6 +45,7 @@ from replenish.inventory.policy import (
     _independent_windows,
     _smoothed_quantile,
     plan_inventory,
+    series_terms,
 )
 from replenish.inventory.schemas import (
     MODEL_SELECTION_SCHEMA,
@@ -368,6 +369,43 @@ def test_overlapping_error_windows_count_as_fewer_independent_draws(spark) -> No
         f"size({_error_windows('path', '4')}) AS windows", f"{_independent_windows('path', '4')} AS independent"
     ).collect()[0]
     assert (row["windows"], row["independent"]) == (15, 8.5)
+
+
+def test_series_terms_combine_the_per_series_inputs(spark) -> None:
+    # Every series of any input gets a row; the profile of another frequency is not read; of two
+    # supplier rows one is kept whole (never fields of both); the latest snapshot wins.
+    profile = spark.createDataFrame(
+        [("D", "A", "L1", "toys", "smooth", "AX"), ("W", "A", "L1", "other", "lumpy", "CZ")], PROFILE_SCHEMA
+    )
+    suppliers = spark.createDataFrame(
+        [
+            ("A", "L1", "S1", 7.0, 1.0, 10.0, 12.0, 20.0, 5.0),
+            ("A", "L1", "S2", 14.0, 2.0, 0.0, 1.0, 30.0, 6.0),
+            ("B", "L1", "S1", 3.0, 0.0, 0.0, 1.0, 10.0, 2.0),
+        ],
+        SUPPLIER_SCHEMA,
+    )
+    inventory = spark.createDataFrame(
+        [
+            ("A", "L1", dt.date(2024, 2, 20), 999.0, 0.0, 0.0),
+            ("A", "L1", dt.date(2024, 2, 28), 50.0, 20.0, 5.0),
+            ("C", "L2", dt.date(2024, 2, 28), 3.0, 0.0, 0.0),
+        ],
+        INVENTORY_SCHEMA,
+    )
+    products = spark.createDataFrame([("A", "toys", 5.0)], PRODUCT_SCHEMA)
+    rows = {(r["sku"], r["location"]): r for r in series_terms(profile, suppliers, inventory, products, "D").collect()}
+    assert set(rows) == {("A", "L1"), ("B", "L1"), ("C", "L2")}
+    a, b, c = rows[("A", "L1")], rows[("B", "L1")], rows[("C", "L2")]
+    assert (a["demand_class"], a["abc_xyz"], a["profile_category"], a["has_profile"]) == ("smooth", "AX", "toys", True)
+    assert (a["supplier_lead_time_mean_days"], a["supplier_moq"], a["supplier_unit_cost"]) in {
+        (7.0, 10.0, 5.0),
+        (14.0, 0.0, 6.0),
+    }
+    assert (a["on_hand"], a["on_order"], a["backorders"]) == (50.0, 20.0, 5.0)
+    assert a["snapshot_date"] == dt.date(2024, 2, 28) and a["product_unit_cost"] == 5.0
+    assert b["has_profile"] is None and b["has_supplier"] and b["on_hand"] is None and b["product_unit_cost"] is None
+    assert c["has_profile"] is None and c["has_supplier"] is None and c["on_hand"] == 3.0
 
 
 def test_the_smoothed_empirical_quantile_in_sql_matches_numpy(spark) -> None:
