@@ -183,25 +183,15 @@ def series_terms(
     """
     profile_rows = _profile_terms(profile, freq)
     supplier_rows = _supplier_terms(suppliers)
-    profile_struct = F.struct(*[c for c in profile_rows.columns if c not in SERIES_KEYS])
-    supplier_struct = F.struct(*[c for c in supplier_rows.columns if c not in SERIES_KEYS])
-    snapshots = _inventory_snapshots(inventory)
-    none = {
-        "profile": F.lit(None).cast(profile_rows.select(profile_struct).schema[0].dataType),
-        "supplier": F.lit(None).cast(supplier_rows.select(supplier_struct).schema[0].dataType),
-        "inventory": F.lit(None).cast(snapshots.schema["inventory"].dataType),
-    }
 
-    def rows(frame: DataFrame, name: str, value: Column) -> DataFrame:
-        return frame.select(
-            *SERIES_KEYS,
-            *[(value if part == name else none[part]).alias(part) for part in ("profile", "supplier", "inventory")],
-        )
+    def as_struct(frame: DataFrame, name: str) -> DataFrame:
+        return frame.select(*SERIES_KEYS, F.struct(*[c for c in frame.columns if c not in SERIES_KEYS]).alias(name))
 
+    # Each input fills its own struct column; the union gives the others NULL.
     union = (
-        rows(profile_rows, "profile", profile_struct)
-        .unionByName(rows(supplier_rows, "supplier", supplier_struct))
-        .unionByName(rows(snapshots, "inventory", F.col("inventory")))
+        as_struct(profile_rows, "profile")
+        .unionByName(as_struct(supplier_rows, "supplier"), allowMissingColumns=True)
+        .unionByName(_inventory_snapshots(inventory), allowMissingColumns=True)
     )
     merged = (
         partition_by_sku(union)
