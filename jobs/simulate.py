@@ -23,7 +23,13 @@ from pyspark.sql import functions as F
 
 from replenish.errors import ValidationError
 from replenish.features.settings import FREQUENCIES
-from replenish.inventory.holdout import compare_with_naive, holdout_periods, replay_holdout, summarize_simulation
+from replenish.inventory.holdout import (
+    compare_with_naive,
+    holdout_periods,
+    policies_by_cutoff,
+    replay_holdout,
+    summarize_simulation,
+)
 from replenish.inventory.policy import RunStamp
 from replenish.inventory.runs import latest_run_id
 from replenish.runtime import JobContext, job_main
@@ -65,21 +71,27 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     demand = read("silver.demand").where(F.col("freq") == settings.freq)
     holdout = holdout_periods(backtest, demand, settings)
     stamp = RunStamp(ctx.run_id, ctx.run_date, ctx.config_hash, forecast_run_id)
-    simulation = replay_holdout(
+    # Materialized once, before the replay, and persisted rather than locally checkpointed, so a lost
+    # executor's blocks are recomputed from the lineage (see `replay_holdout`).
+    plans = policies_by_cutoff(
         backtest,
-        demand,
         read("silver.series_profile"),
         read("bronze.suppliers", "sku string, location string"),
         read("bronze.products", "sku string"),
         settings,
+        holdout,
         stamp,
-        holdout=holdout,
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        written = ctx.lake.write_with_result(simulation, "gold.inventory_simulation")
-        summary = summarize_simulation(simulation).toPandas()
+        plans.count()
+        simulation = replay_holdout(plans, demand, settings, stamp, holdout).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            written = ctx.lake.write_with_result(simulation, "gold.inventory_simulation")
+            summary = summarize_simulation(simulation).toPandas()
+        finally:
+            simulation.unpersist()
     finally:
-        simulation.unpersist()
+        plans.unpersist()
     comparison = compare_with_naive(summary, settings)
     log.info("simulation per class:\n%s", comparison.to_string(index=False))
     return {

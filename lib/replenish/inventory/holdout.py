@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -153,40 +152,29 @@ def policies_by_cutoff(
 
 
 def replay_holdout(
-    backtest: DataFrame,
+    plans: DataFrame,
     demand: DataFrame,
-    profile: DataFrame,
-    suppliers: DataFrame,
-    products: DataFrame,
     settings: InventoryConfig,
     stamp: RunStamp,
-    *,
-    holdout: Holdout | None = None,
+    holdout: Holdout,
 ) -> DataFrame:
     """Replay the hold-out with the optimized and the naive policies; `gold.inventory_simulation` rows.
 
     Args:
-        backtest: `gold.backtest_forecast` rows of one forecast run.
+        plans: `policies_by_cutoff` of the same hold-out. They feed three joins, and a filter on a
+            level would have the optimizer inline every policy expression into the predicate as well
+            as the projection: materialize them first (the simulate job persists them and releases
+            them after the write).
         demand: `silver.demand` (freq, sku, location, date, demand).
-        profile, suppliers, products: as for `plan_inventory`.
         settings: the `inventory:` settings (`simulation:` among them).
         stamp: run metadata (forecast_run_id: the backtest's run).
-        holdout: the replayed period (default: `holdout_periods`).
+        holdout: the replayed period (`holdout_periods`).
 
     Returns:
         One row per series and policy variant (the optimized policy, the naive one per cover).
     """
     require_columns(demand, ("freq", "sku", "location", "date", "demand"), "demand")
-    holdout = holdout or holdout_periods(backtest, demand, settings)
     simulation = settings.simulation
-    # Computed once, before the replay: the plans feed three joins below, and a filter on a level would
-    # otherwise have the optimizer inline every policy expression into the predicate as well as the
-    # projection. Persisted rather than locally checkpointed, so a lost executor's blocks are recomputed
-    # from the lineage (a row per series and cutoff: small; released with the session).
-    plans = policies_by_cutoff(backtest, profile, suppliers, products, settings, holdout, stamp).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
-    plans.count()
     levels_known = F.col("order_up_to_level").isNotNull() & F.col("reorder_point").isNotNull()
     complete = (
         plans.where(levels_known)
