@@ -44,6 +44,7 @@ from replenish.inventory.policy import (
     _error_windows,
     _independent_windows,
     _smoothed_quantile,
+    _windowed_demand_rate,
     plan_inventory,
     series_terms,
 )
@@ -589,6 +590,48 @@ def test_the_plan_shuffles_each_input_once_by_sku(spark) -> None:
     assert planned.count(("sku", "location", "model")) <= 3
     assert len(default) > len(planned)
     assert any(keys not in expected for keys in default)
+
+
+def test_the_policy_above_the_model_choice_is_code_generated_whole(spark) -> None:
+    # An expression without generated code (a lambda of transform/aggregate/array_sort, to_json) takes
+    # its operator out of whole-stage code generation, and every such operator copies the wide
+    # per-series row once more. Without empirical sizing nothing above the window needs one.
+    settings = InventoryConfig(intermittent_method="normal")
+    series = plan_inventory(**inputs(spark), settings=settings, stamp=STAMP).series
+    lines = series._jdf.queryExecution().optimizedPlan().toString().splitlines()
+    above_window = lines[: next(i for i, line in enumerate(lines) if "Window [" in line)]
+    assert above_window
+    assert not [line[:120] for line in above_window if "lambdafunction" in line or "to_json" in line]
+
+
+def test_the_windowed_demand_rate_counts_the_last_step_in_part(spark) -> None:
+    # Steps 1, 2 and 4 (3 missing) of a 4-step path: over 2.5 periods steps 1 and 2 count whole; over
+    # 3.5 step 4 counts for half (it starts after 3 periods); no path, or no steps in range: 0.
+    rows = [
+        ([(1, 10.0), (2, 20.0), (4, 40.0)], 2.5),
+        ([(1, 10.0), (2, 20.0), (4, 40.0)], 3.5),
+        ([(1, -4.0)], 1.0),
+        ([], 2.0),
+        (None, 2.0),
+    ]
+    df = spark.createDataFrame(rows, "path array<struct<step: int, yhat: double>>, periods double")
+    rate = _windowed_demand_rate("path", "`periods`", 4)
+    assert [r[0] for r in df.selectExpr(str(rate)).collect()] == pytest.approx([15.0, 20.0, 0.0, 0.0, 0.0])
+
+
+def test_candidate_scores_are_the_json_that_to_json_writes(spark) -> None:
+    from pyspark.sql import functions as F
+
+    from replenish.inventory.selection import _json_member
+
+    values = [("arima", 0.123456789), ("ets", 1e-5), ('a"b\\c', 12345678.9), ("x", float("nan"))]
+    values += [("y", float("inf")), ("z", -float("inf")), ("w", 0.0), ("v", -1.5e300), ("u", None)]
+    df = spark.createDataFrame(values, "model string, score double")
+    rows = df.select(
+        F.to_json(F.create_map("model", "score")).alias("expected"),
+        F.concat(F.lit("{"), _json_member(F.col("model"), F.col("score")), F.lit("}")).alias("written"),
+    ).collect()
+    assert [r["written"] for r in rows] == [r["expected"] for r in rows]
 
 
 def test_session_conf_restores_what_was_set(spark) -> None:

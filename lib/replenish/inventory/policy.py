@@ -247,14 +247,21 @@ def _valid(column: str, *, positive: bool = False) -> Sql:
     return sql(f"CASE WHEN NOT isnan(`{column}`) AND `{column}` {bound} THEN `{column}` END")
 
 
-def _windowed_demand_rate(path: str, periods: str) -> Sql:
-    """Mean forecast per period over the first `periods` steps (fractional: the last step counts in part)."""
-    weight = f"least(greatest({periods} - (x.step - 1), 0D), 1D)"
-    return sql(
-        f"greatest(aggregate(`{path}`, named_struct('weight', 0D, 'demand', 0D), "
-        f"(acc, x) -> named_struct('weight', acc.weight + {weight}, 'demand', acc.demand + {weight} * x.yhat), "
-        "acc -> acc.demand / nullif(acc.weight, 0D)), 0D)"
-    )
+def _windowed_demand_rate(path: str, periods: str, steps: int) -> Sql:
+    """Mean forecast per period over the first `periods` steps (fractional: the last step counts in part).
+
+    The path holds at most `steps` entries, so the sums are spelled out over its positions: an
+    `aggregate` with a lambda would take the whole stage out of code generation.
+    """
+    weights, demands = [], []
+    for position in range(steps):
+        entry = f"get(`{path}`, {position})"
+        weight = f"least(greatest({periods} - ({entry}.step - 1), 0D), 1D)"
+        weights.append(f"coalesce({weight}, 0D)")
+        demands.append(f"coalesce({weight} * {entry}.yhat, 0D)")
+    if not weights:
+        return sql("0D")
+    return sql(f"greatest(({' + '.join(demands)}) / nullif({' + '.join(weights)}, 0D), 0D)")
 
 
 def _error_windows(path: str, length: str) -> Sql:
@@ -336,15 +343,24 @@ def _empirical_fill_rate_quantity(samples: str, allowed_shortage: str) -> Sql:
 def _rounding_share(levels: list[float]) -> Sql:
     """`distributions.rounding_allowance_share` of each row's `service_target`, in one small expression.
 
-    The coefficients of every configured target sit in one literal map and Horner's rule runs as an
-    `aggregate` over the row's array, so `rounding_variable` is referenced once: a branch per target
-    with the polynomial spelled out repeats it per term and target, which the optimizer then inlines.
+    Coefficient j of every configured target sits in one literal map, read at the row's target, and
+    Horner's rule runs over the coefficients, so `rounding_variable` appears once per degree: a branch
+    per target with the polynomial spelled out repeats it per term and target, which the optimizer
+    then inlines. (An `aggregate` over an array of coefficients would take the stage out of code
+    generation.) A target without coefficients gets 0.
     """
-    entries = ", ".join(
-        f"{literal(level)}, array({', '.join(literal(c) for c in reversed(rounding_allowance_coefficients(level)))})"
-        for level in levels
-    )
-    horner = f"aggregate(element_at(map({entries}), `service_target`), 0D, (acc, c) -> acc * `rounding_variable` + c)"
+    coefficients = {level: rounding_allowance_coefficients(level) for level in levels}
+    degree = max(len(c) for c in coefficients.values()) - 1
+
+    def coefficient(power: int) -> str:
+        entries = ", ".join(
+            f"{literal(level)}, {literal(c[power] if power < len(c) else 0.0)}" for level, c in coefficients.items()
+        )
+        return f"element_at(map({entries}), `service_target`)"
+
+    horner = coefficient(degree)
+    for power in range(degree - 1, -1, -1):
+        horner = f"({horner}) * `rounding_variable` + {coefficient(power)}"
     floor = "(1D - `service_target`)"
     return sql(
         f"CASE WHEN `rounding_variable` >= 1D THEN {floor} "
@@ -415,7 +431,7 @@ def plan_inventory(
         series_terms=terms,
         grid=grid,
     )
-    return outputs_from_series(policy_columns(series, settings, stamp))
+    return outputs_from_series(policy_columns(series, settings, stamp, grid.forecast_steps))
 
 
 def _notes(*items: tuple[str, str]) -> Sql:
@@ -424,8 +440,10 @@ def _notes(*items: tuple[str, str]) -> Sql:
     return sql(f"nullif(concat_ws('; ', {parts}), '')")
 
 
-def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp) -> DataFrame:
+def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp, forecast_steps: int) -> DataFrame:
     """Add every policy quantity to the joined per-series frame (see the module docstring).
+
+    `forecast_steps` bounds the length of each forecast path (`BacktestGrid.forecast_steps`).
 
     Each stage is one `selectExpr` of SQL text (built with `ops.SPARK`), so planning needs few JVM
     calls whatever the size of the formulas.
@@ -511,18 +529,27 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
     # Periods of the planning frequency, the forecast demand rate and the forecast error.
     lead_time, lead_time_std, review = col("lead_time_periods"), col("lead_time_std_periods"), col("review_periods")
     enough = f"`backtest_periods` >= {settings.selection.min_backtest_periods} AND `backtest_rmse` IS NOT NULL"
-    df = df.selectExpr(
-        "*",
-        (col("lead_time_days") / period_days).alias("lead_time_periods"),
-        (col("lead_time_std_days") / period_days).alias("lead_time_std_periods"),
-        (col("review_period_days") / period_days).alias("review_periods"),
-    ).selectExpr(
-        "*",
-        _windowed_demand_rate("forecast_path", str(lead_time + review)).alias("forecast_demand_per_period"),
-        sql(
-            f"CASE WHEN {enough} THEN 'backtest' WHEN `interval_error_std` > 0 THEN 'forecast_interval' "
-            "ELSE 'poisson' END"
-        ).alias("error_std_source"),
+    df = (
+        df.selectExpr(
+            "*",
+            (col("lead_time_days") / period_days).alias("lead_time_periods"),
+            (col("lead_time_std_days") / period_days).alias("lead_time_std_periods"),
+            (col("review_period_days") / period_days).alias("review_periods"),
+        )
+        .selectExpr(
+            "*",
+            (lead_time + review).alias("protection_periods_planned"),
+        )
+        .selectExpr(
+            "*",
+            _windowed_demand_rate("forecast_path", "`protection_periods_planned`", forecast_steps).alias(
+                "forecast_demand_per_period"
+            ),
+            sql(
+                f"CASE WHEN {enough} THEN 'backtest' WHEN `interval_error_std` > 0 THEN 'forecast_interval' "
+                "ELSE 'poisson' END"
+            ).alias("error_std_source"),
+        )
     )
     d = col("demand_per_period")
     eoq = formulas.economic_order_quantity(

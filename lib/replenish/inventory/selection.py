@@ -82,15 +82,18 @@ def backtest_grid(forecast: DataFrame, backtest: DataFrame, freq: str) -> Backte
     require_columns(forecast, ("freq", "step"), "forecast")
     require_columns(backtest, ("freq", "fold", "step"), "backtest")
     forecast_steps = forecast.where(F.col("freq") == freq).agg(F.max("step")).collect()[0][0]
-    folds_steps = (
+    # A hash aggregate on the fold (a row per fold reaches the driver): `collect_set` would need an
+    # object aggregation buffer per task.
+    folds = (
         backtest.where(F.col("freq") == freq)
-        .agg(F.sort_array(F.collect_set(F.col("fold").cast("int"))), F.max("step"))
-        .collect()[0]
+        .groupBy(F.col("fold").cast("int").alias("fold"))
+        .agg(F.max("step").alias("steps"))
+        .collect()
     )
     return BacktestGrid(
         forecast_steps=int(forecast_steps or 0),
-        folds=tuple(int(f) for f in (folds_steps[0] or ()) if f is not None),
-        backtest_steps=int(folds_steps[1] or 0),
+        folds=tuple(sorted(int(row["fold"]) for row in folds if row["fold"] is not None)),
+        backtest_steps=int(max((row["steps"] for row in folds if row["steps"] is not None), default=0)),
     )
 
 
@@ -364,6 +367,18 @@ def _series_window() -> WindowSpec:
     return Window.partitionBy(*SERIES_KEYS)
 
 
+def _json_member(key: Column, value: Column) -> Column:
+    """`"key":value` as `to_json` writes a map entry of a string and a double (NaN, ±Infinity quoted).
+
+    `to_json` itself would take the whole stage out of code generation, so the object is joined from
+    these members instead.
+    """
+    escaped = F.regexp_replace(F.regexp_replace(key, r"\\", r"\\\\"), '"', r'\\"')
+    number = value.cast("string")
+    written = F.when(F.isnan(value) | (F.abs(value) == float("inf")), F.concat(F.lit('"'), number, F.lit('"')))
+    return F.concat(F.lit('"'), escaped, F.lit('":'), F.coalesce(written.otherwise(number), F.lit("null")))
+
+
 def select_models(candidates: DataFrame, settings: SelectionConfig, series_columns: tuple[str, ...] = ()) -> DataFrame:
     """Choose one candidate per series and say why.
 
@@ -405,7 +420,19 @@ def select_models(candidates: DataFrame, settings: SelectionConfig, series_colum
     order = ("unscored", "sort_key", "model")
     rank_key = F.struct(*order)
     whole = _series_window()
-    scored_entry = F.when(F.col("scored"), F.struct(F.col(metric).alias("score"), "model"))
+    # Each scored candidate's (score, model, text) entry; sorted, they list best first, as the ranking
+    # orders them. Array functions with lambdas (transform, array_sort with a comparator) would take the
+    # whole stage out of code generation, so the texts are made per row and read back as fields.
+    score_text = F.concat(F.col("model"), F.lit(" "), F.format_number(F.col(metric), 3))
+    scored_entry = F.when(
+        F.col("scored"),
+        F.struct(
+            F.col(metric).alias("score"),
+            "model",
+            score_text.alias("text"),
+            _json_member(F.col("model"), F.col(metric)).alias("json"),
+        ),
+    )
     per_series = (
         ranked.select(
             "*",
@@ -419,14 +446,10 @@ def select_models(candidates: DataFrame, settings: SelectionConfig, series_colum
             F.struct(*order, *[F.col(c) for c in candidate_fields if c != "model"], "scored").alias("candidate"),
             "candidate_count",
             *series_columns,
-            # Best first, as the ranking orders them: (score, model) ascending.
-            F.transform(
-                F.array_sort("scored_entries"), lambda e: F.struct(e["model"].alias("model"), e["score"].alias(metric))
-            ).alias("scored_list"),
+            F.sort_array("scored_entries").alias("scored_list"),
         )
     )
     scored_list = F.col("scored_list")
-    score_text = F.transform(scored_list, lambda c: F.concat(c["model"], F.lit(" "), F.format_number(c[metric], 3)))
     chosen = F.col("candidate")
     fallback_reason = f"no model has {settings.min_backtest_periods}+ scored backtest periods; " + (
         "first available of fallback_models" if settings.fallback_models else "alphabetically first model"
@@ -439,7 +462,7 @@ def select_models(candidates: DataFrame, settings: SelectionConfig, series_colum
         F.size(scored_list).alias("scored_candidates"),
         F.when(
             F.size(scored_list) > 0,
-            F.to_json(F.map_from_entries(F.transform(scored_list, lambda c: F.struct(c["model"], c[metric])))),
+            F.concat(F.lit("{"), F.array_join(scored_list["json"], ","), F.lit("}")),
         ).alias("candidate_scores"),
         F.when(~chosen["scored"], F.lit("fallback"))
         .when(chosen["model"] == BLEND_MODEL, F.lit("blend"))
@@ -451,7 +474,7 @@ def select_models(candidates: DataFrame, settings: SelectionConfig, series_colum
                 F.lit(f"lowest backtest {metric} of "),
                 F.size(scored_list).cast("string"),
                 F.lit(" scored candidate(s): "),
-                F.array_join(score_text, ", "),
+                F.array_join(scored_list["text"], ", "),
             )
         )
         .alias("reason"),
