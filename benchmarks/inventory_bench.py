@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -266,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "rows": args.rows,
             "input_rows": counts,
-            "cores": spark.sparkContext.defaultParallelism,
+            "cores": os.cpu_count(),
+            "parallelism": spark.sparkContext.defaultParallelism,
             "job_seconds": round(job, 1),
             "floor_seconds": round(floor, 1),
             "ratio": round(job / floor, 2) if floor > 0 else math.nan,

@@ -9,8 +9,9 @@ The winner's backtest errors then size the safety stock (see `policy`): the root
 is the per-period σ_d, and for intermittent series the errors summed over lead-time windows give the
 empirical distribution. Selecting on RMSE therefore picks the model that needs the least stock.
 
-All of it is DataFrame expressions: two aggregations (per series × model, then per series) whose
-arrays are read with higher-order functions; no Python UDF.
+All of it is DataFrame expressions: an aggregation per series × model and a window per series; no
+Python UDF. Above the window no expression lacks generated code (no lambda, no `to_json`), so the
+choice and the policy after it run as one code-generated stage.
 """
 
 from __future__ import annotations
