@@ -592,6 +592,23 @@ def test_the_plan_shuffles_each_input_once_by_sku(spark) -> None:
     assert any(keys not in expected for keys in default)
 
 
+def test_planning_aggregates_without_the_two_level_hash_map(spark) -> None:
+    # Spark accepts any key silently: check that the setting reaches the generated aggregation code
+    # (of the whole physical plan, which adaptive execution would only plan stage by stage).
+    from replenish.session import PLANNING_CONF, session_conf
+
+    def generated_code(conf: dict[str, str]) -> str:
+        with session_conf(spark, {**conf, "spark.sql.adaptive.enabled": "false"}):
+            series = plan_inventory(**inputs(spark), settings=InventoryConfig(), stamp=STAMP).series
+            stages = series._jdf.queryExecution().debug().codegenToSeq()
+        return "\n".join(str(stages.apply(i)._2()) for i in range(stages.size()))
+
+    planned, default = generated_code(PLANNING_CONF), generated_code({})
+    assert "hashAgg_doAggregateWithKeys" in planned
+    assert "FastHashMap" in default
+    assert "FastHashMap" not in planned
+
+
 def test_the_policy_above_the_model_choice_is_code_generated_whole(spark) -> None:
     # An expression without generated code (a lambda of transform/aggregate/array_sort, to_json) takes
     # its operator out of whole-stage code generation, and every such operator copies the wide
