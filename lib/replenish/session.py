@@ -86,10 +86,8 @@ def build_spark(spark_settings: Mapping[str, Any], *, profile: str = "local") ->
 # * each input is shuffled once (`selection.partition_by_sku`): a join on (sku, location) may reuse the
 #   inputs' partitioning by sku alone;
 # * its aggregations are per series, and a task holds hundreds of thousands of them: the first level
-#   of Spark's two-level hash map (2^16 slots) is soon full and then only adds a lookup to every row.
-#   Without it the aggregations of the forecast and backtest rows per series took 13.4 s against
-#   17.5 s (2 M series, best of 4 runs alternating in one session); at 10 M the whole job used 2 %
-#   less executor CPU (708.8 against 725.2 s), within the noise of its wall time.
+#   of Spark's two-level hash map (2^16 slots) is soon full and then only adds a lookup to every row
+#   (measured in README, "Benchmarks").
 PLANNING_CONF: dict[str, str] = {
     "spark.sql.requireAllClusterKeysForCoPartition": "false",
     "spark.sql.codegen.aggregate.map.twolevel.enabled": "false",
