@@ -133,7 +133,8 @@ class InventoryConfig:
         intermittent_method: `empirical` or `normal` (size every series with the normal distribution).
         skewed_classes: demand classes whose series, when not sized empirically, take the quantile of
             a gamma lead-time demand (same mean and σ) for a cycle target instead of the normal one.
-        min_empirical_samples: fewer lead-time error windows than this and the normal is used instead.
+        min_empirical_samples: fewer lead-time error windows than this and the series is sized with the
+            gamma (`skewed_classes`) or the normal instead; its `notes` say so.
         bias_correction: scale each backtest-sized series' demand rate by 1 + the mean error share of
             its model and demand class in the backtests (`selection.backtest_errors`): a systematic
             under- or over-forecast is corrected, not buffered.
