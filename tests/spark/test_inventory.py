@@ -349,15 +349,19 @@ def test_intermittent_series_use_the_empirical_lead_time_errors(cycle_plan) -> N
     assert math.isnan(safety["safety_factor"])
 
 
+@pytest.fixture(scope="module")
+def normal_plan(spark) -> dict[str, pd.DataFrame]:
+    return run_plan(spark, InventoryConfig(intermittent_method="normal"))
+
+
 @pytest.mark.parametrize("min_samples", [60, 200])
-def test_an_intermittent_series_without_enough_error_windows_says_which_distribution(spark, min_samples) -> None:
+def test_an_intermittent_series_without_enough_error_windows_says_which_distribution(
+    spark, normal_plan, min_samples
+) -> None:
     # D has 54 lead-time error windows. 60 of them: too few for D alone; 200: more errors than the run's
     # whole grid holds (3 folds x 28 steps), so no series is cut into windows. The note is the same.
-    plans = {
-        method: run_plan(spark, InventoryConfig(min_empirical_samples=min_samples, intermittent_method=method))
-        for method in ("empirical", "normal")
-    }
-    sized, normal = plans["empirical"]["safety"].loc["D"], plans["normal"]["safety"].loc["D"]
+    settings = InventoryConfig(min_empirical_samples=min_samples)
+    sized, normal = run_plan(spark, settings)["safety"].loc["D"], normal_plan["safety"].loc["D"]
     assert sized["distribution"] == "gamma"  # intermittent is a skewed class
     assert f"intermittent, fewer than {min_samples} lead-time error windows: gamma distribution used" in sized["notes"]
     assert "lead-time error windows" not in (normal["notes"] or "")  # the normal method was asked for

@@ -635,10 +635,6 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
 
     intermittent = _in_demand_classes(settings.intermittent_classes)
     minimum = settings.min_empirical_samples
-    too_few_windows = (
-        f"concat('intermittent, fewer than {minimum} lead-time error windows: ', "
-        "CASE WHEN `use_gamma` THEN 'gamma' ELSE 'normal' END, ' distribution used')"
-    )
     if empirical:
         # A path of fewer than `minimum` errors cannot hold `minimum` windows: skip cutting them.
         windowed = sql(f"{intermittent} AND coalesce(size(`error_path`) >= {minimum}, FALSE)")
@@ -682,7 +678,11 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
                 "safety_stock_periodic"
             ),
             sql("CASE WHEN `use_empirical` THEN size(`windows_protection`) END").alias("empirical_samples"),
-            sql(f"CASE WHEN {intermittent} AND NOT `use_empirical` THEN {too_few_windows} END").alias("empirical_note"),
+            sql(
+                f"CASE WHEN {intermittent} AND NOT `use_empirical` THEN concat('intermittent, fewer than {minimum} "
+                "lead-time error windows: ', CASE WHEN `use_gamma` THEN 'gamma' ELSE 'normal' END, "
+                "' distribution used') END"
+            ).alias("empirical_note"),
         )
     else:
         df = df.selectExpr(
