@@ -30,10 +30,13 @@ lint: venv
 	$(BIN)/ruff check lib jobs tests benchmarks notebooks setup.py
 	$(BIN)/ruff format --check lib jobs tests benchmarks notebooks setup.py
 
-bench: venv java  # about an hour on 2 cores; results under benchmarks/results/
-	@mkdir -p benchmarks/results
-	$(BIN)/python -m benchmarks.forecast_bench --json benchmarks/results/forecast.json | tee benchmarks/results/forecast.md
-	$(BIN)/python -m benchmarks.inventory_bench --json benchmarks/results/inventory.json | tee benchmarks/results/inventory.md
+BENCH_OUT ?= benchmarks/results/$(BENCH_STAMP)
+BENCH_STAMP := $(shell date -u +%Y-%m-%dT%H%M)
+
+bench: venv java  # about an hour on 2 cores; results under benchmarks/results/<UTC date and time>/
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python -m benchmarks.forecast_bench --json $(BENCH_OUT)/forecast.json | tee $(BENCH_OUT)/forecast.md
+	$(BIN)/python -m benchmarks.inventory_bench --json $(BENCH_OUT)/inventory.json | tee $(BENCH_OUT)/inventory.md
 
 dist: venv
 	$(BIN)/pip wheel --no-deps -w dist .

@@ -87,7 +87,7 @@ def build_spark(spark_settings: Mapping[str, Any], *, profile: str = "local") ->
 #   inputs' partitioning by sku alone;
 # * its aggregations are per series, and a task holds hundreds of thousands of them: the first level
 #   of Spark's two-level hash map (2^16 slots) is soon full and then only adds a lookup to every row
-#   (measured in README, "Benchmarks").
+#   (measured in docs/benchmarks.md).
 PLANNING_CONF: dict[str, str] = {
     "spark.sql.requireAllClusterKeysForCoPartition": "false",
     "spark.sql.codegen.aggregate.map.twolevel.enabled": "false",
