@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from replenish.errors import ConfigError
 
 ENTITIES = ("sales", "products", "locations", "interactions", "suppliers", "inventory")
+# Entities a source system appends as events while the day runs (not written by `replenish generate`);
+# `replenish ingest` takes them like the others and `replenish stream` consumes them.
+EVENT_ENTITIES = ("inventory_movements",)
+INGEST_ENTITIES = ENTITIES + EVENT_ENTITIES
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,15 @@ _TABLES = [
     ),
     TableSpec("bronze.suppliers", keys=("sku", "location"), description="supplier, lead time mean and spread, costs"),
     TableSpec("bronze.inventory", keys=("sku", "location", "snapshot_date"), description="on hand / on order snapshot"),
-    *[TableSpec(f"quarantine.{entity}", description=f"rejected {entity} rows with a reason") for entity in ENTITIES],
+    TableSpec(
+        "bronze.inventory_movements",
+        keys=("event_id",),
+        description="inventory events: receipts, adjustments, orders placed and cancelled",
+    ),
+    *[
+        TableSpec(f"quarantine.{entity}", description=f"rejected {entity} rows with a reason")
+        for entity in INGEST_ENTITIES
+    ],
     TableSpec(
         "silver.demand",
         partition_by=("freq",),
@@ -94,6 +106,16 @@ _TABLES = [
     ),
     TableSpec("gold.forecast_accuracy", description="accuracy rolled up by category, location and class"),
     TableSpec("gold.inventory_simulation", description="replayed service level and inventory per policy"),
+    TableSpec(
+        "gold.inventory_position",
+        keys=("sku", "location"),
+        description="current on hand, on order, backorders and position per series, kept by `replenish stream`",
+    ),
+    TableSpec(
+        "gold.reorder_alerts",
+        keys=("stream_id", "batch_id", "sku", "location"),
+        description="a position that crossed the latest plan's reorder point, appended by `replenish stream`",
+    ),
 ]
 
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in _TABLES}
