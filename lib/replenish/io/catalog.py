@@ -94,6 +94,11 @@ _TABLES = [
     ),
     TableSpec("gold.forecast_accuracy", description="accuracy rolled up by category, location and class"),
     TableSpec("gold.inventory_simulation", description="replayed service level and inventory per policy"),
+    TableSpec(
+        "gold.data_quality",
+        keys=("run_id", "stage", "table_name", "check", "column_name"),
+        description="every check of the data-quality gate before forecasting and planning, with its verdict",
+    ),
 ]
 
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in _TABLES}
