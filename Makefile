@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 LAKE   ?= ./lakehouse
 DATA   ?= ./data/raw
 PYTEST_ARGS ?=
+DIST   ?= dist
 
 .PHONY: demo test venv java lint bench cluster-test dist clean
 
@@ -39,7 +40,7 @@ bench: venv java  # about an hour on 2 cores; results under benchmarks/results/<
 	$(BIN)/python -m benchmarks.inventory_bench --json $(BENCH_OUT)/inventory.json | tee $(BENCH_OUT)/inventory.md
 
 dist: venv
-	$(BIN)/pip wheel --no-deps -w dist .
+	$(BIN)/pip wheel --no-deps -w $(DIST) .
 
 clean:
 	rm -rf $(LAKE) $(DATA) spark-warehouse metastore_db derby.log dist build

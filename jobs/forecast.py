@@ -22,6 +22,8 @@ from pyspark.sql import functions as F
 from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig
 from replenish.forecast import FORECAST_MODES, ForecastConfig, forecast_tables, latest_arima_orders
+from replenish.io.once import append_once
+from replenish.quality import SALES_CHECK, enforce_gate, quality_settings
 from replenish.runtime import JobContext, job_main
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         full_search=args.full_search,
         run_date=ctx.run_date.isoformat(),
     )
+    check_sales(ctx)
     versions = ctx.lake.versions(INPUTS)
     demand = ctx.lake.read("silver.demand", version=versions["silver.demand"])
     profile = None
@@ -66,7 +69,8 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     stored = None
     if plan.warm_start and versions["gold.model_registry"] is not None:
         registry = ctx.lake.read("gold.model_registry", version=versions["gold.model_registry"])
-        stored = latest_arima_orders(registry, freq)
+        # a re-submitted run must not warm-start from the rows its own first attempt wrote
+        stored = latest_arima_orders(registry.where(F.col("run_id") != ctx.run_id), freq)
 
     tables = forecast_tables(
         demand,
@@ -82,7 +86,11 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     )
     tables.records.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        written = {name: ctx.lake.write_with_result(df, name, mode="append") for name, df in tables.by_table().items()}
+        # once per run id: a re-submitted run writes only the tables its first attempt did not commit
+        written = {
+            name: append_once(ctx.lake, df, name, match={"run_id": ctx.run_id})
+            for name, df in tables.by_table().items()
+        }
         outcome = tables.model_registry.groupBy("model", "status").count().orderBy("model", "status").collect()
         mase = tables.forecast_backtest.groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:
@@ -98,6 +106,21 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         "versions": {name: result.version for name, result in written.items()},
         "input_versions": versions,
     }
+
+
+def check_sales(ctx: JobContext) -> None:
+    """The data-quality gate before forecasting: bronze.sales, the daily rows every series is built from."""
+    if not ctx.lake.exists("bronze.sales"):
+        log.warning("bronze.sales does not exist: the data-quality gate has nothing to check")
+        return
+    enforce_gate(
+        ctx.lake,
+        [(SALES_CHECK, ctx.lake.read("bronze.sales"))],
+        quality_settings(ctx.settings),
+        stage="forecast",
+        run_id=ctx.run_id,
+        run_date=ctx.run_date,
+    )
 
 
 main = job_main("forecast", __doc__, add_arguments, run)

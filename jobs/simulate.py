@@ -32,6 +32,7 @@ from replenish.inventory.holdout import (
 )
 from replenish.inventory.policy import RunStamp
 from replenish.inventory.runs import latest_run_id
+from replenish.io.once import append_once
 from replenish.runtime import JobContext, job_main
 from replenish.session import PLANNING_CONF, session_conf
 from replenish_jobs.inventory import resolve_settings
@@ -86,7 +87,7 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         plans.count()
         simulation = replay_holdout(plans, demand, settings, stamp, holdout).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            written = ctx.lake.write_with_result(simulation, "gold.inventory_simulation")
+            written = append_once(ctx.lake, simulation, "gold.inventory_simulation", match={"run_id": ctx.run_id})
             summary = summarize_simulation(simulation).toPandas()
         finally:
             simulation.unpersist()

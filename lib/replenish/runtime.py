@@ -132,6 +132,7 @@ def job_main(name: str, description: str | None, add_arguments: AddArguments, ru
         started = time.monotonic()
         try:
             ctx = open_context(args, spark=spark)
+            log.info("%s run_id %s (re-submit with --run-id %s to resume it)", name, ctx.run_id, ctx.run_id)
             summary = run(ctx, args)
         except ReplenishError as exc:
             print(f"replenish {name}: error: {exc}", file=sys.stderr)

@@ -51,6 +51,7 @@ EXPECTED_TABLES = {
     "gold.replenishment_plan",
     "gold.forecast_accuracy",
     "gold.inventory_simulation",
+    "gold.data_quality",
 }
 
 
@@ -130,3 +131,13 @@ def test_the_results_notebook_runs_against_the_lake(pipeline: dict, spark, monke
     for cell in cells:
         exec(compile(cell, "02_explore_results.py", "exec"), namespace)
     assert namespace["accuracy"].count() > 0
+
+
+def test_run_all_passes_the_data_quality_gate_before_forecast_and_inventory(pipeline: dict) -> None:
+    checks = pipeline["lake"].read("gold.data_quality").collect()
+    assert {(row["stage"], row["table_name"]) for row in checks} == {
+        ("forecast", "bronze.sales"),
+        ("inventory", "gold.forecast"),
+        ("inventory", "bronze.inventory"),
+    }
+    assert {row["status"] for row in checks} == {"pass"}, [row["message"] for row in checks if row["status"] != "pass"]

@@ -116,6 +116,11 @@ _TABLES = [
         keys=("stream_id", "batch_id", "sku", "location"),
         description="a position that crossed the latest plan's reorder point, appended by `replenish stream`",
     ),
+    TableSpec(
+        "gold.data_quality",
+        keys=("run_id", "stage", "table_name", "check", "column_name"),
+        description="every check of the data-quality gate before forecasting and planning, with its verdict",
+    ),
 ]
 
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in _TABLES}
