@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=FREQUENCIES,
         help="D (days), W (weeks starting Monday) or M (calendar months); default: features.freq of the profile",
     )
+    parser.add_argument(
+        "--grain",
+        choices=("auto", "D", "W", "M"),
+        help="the period one sales row stands for (a monthly extract dated on the 1st: M); default: "
+        "features.grain (auto: detected from the dates and logged)",
+    )
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
@@ -45,7 +51,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         log.warning("bronze.products does not exist: no launch dates, unit prices or categories")
         products = None
 
-    demand = build_features(sales, products, cfg, freq=freq)
+    demand = build_features(sales, products, cfg, freq=freq, grain=args.grain)
     demand_written = _write_demand(ctx, demand, freq)
     demand_version = demand_written.version
     # Profile the rows just committed instead of recomputing the demand pipeline.

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig
 from replenish.forecast import FORECAST_MODES, ForecastConfig, forecast_tables, latest_arima_orders
+from replenish.forecast.settings import resolve_freq
 from replenish.io.once import append_once
 from replenish.quality import SALES_CHECK, enforce_gate, quality_settings
 from replenish.runtime import JobContext, job_main
@@ -39,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "model: ARIMA / Croston / fallbacks); default: forecast.model",
     )
     parser.add_argument("--horizon", type=int, help="periods to forecast; default: forecast.horizon")
-    parser.add_argument("--freq", choices=FREQUENCIES, help="demand frequency; default: features.freq")
+    parser.add_argument(
+        "--freq",
+        choices=FREQUENCIES,
+        help="demand frequency; default: the one frequency in silver.demand, else features.freq",
+    )
     parser.add_argument(
         "--full-search",
         action="store_true",
@@ -50,7 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     cfg = config.section(ctx.settings, "forecast", ForecastConfig)
     features = config.section(ctx.settings, "features", FeaturesConfig)
-    freq = args.freq or features.freq
+    versions = ctx.lake.versions(INPUTS)
+    demand = ctx.lake.read("silver.demand", version=versions["silver.demand"])
+    present = tuple(sorted(row["freq"] for row in demand.select("freq").distinct().collect()))
+    freq, why = resolve_freq(requested=args.freq, configured=features.freq, present=present)
+    log.info("forecast frequency %s (%s)", freq, why)
     plan = cfg.plan(
         freq,
         model=args.model,
@@ -59,8 +68,6 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         run_date=ctx.run_date.isoformat(),
     )
     check_sales(ctx)
-    versions = ctx.lake.versions(INPUTS)
-    demand = ctx.lake.read("silver.demand", version=versions["silver.demand"])
     profile = None
     if versions["silver.series_profile"] is not None:
         profile = ctx.lake.read("silver.series_profile", version=versions["silver.series_profile"])

@@ -477,6 +477,8 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         "candidate_scores",
         "selection_method",
         "reason",
+        "horizon_model",
+        "horizon_mae",
         "chosen.blend_weights AS blend_weights",
         "CAST(chosen.backtest_periods AS BIGINT) AS backtest_periods",
         f"{literal(settings.selection.metric)} AS selection_metric",
