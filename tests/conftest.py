@@ -24,6 +24,8 @@ SPARK_TEST_CONF = {
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.driver.memory": "2g",
     "spark.sql.adaptive.enabled": "true",
+    # delta-spark: a tiny table's snapshot in 2 tasks, not the default 50 (docs/lake.md, test timings)
+    "spark.databricks.delta.snapshotPartitions": "2",
 }
 
 

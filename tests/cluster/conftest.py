@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from replenish.io.engines import delta_package
+
 WORKERS = 2
 
 
@@ -92,6 +94,8 @@ class StandaloneCluster:
             str(self.home / "bin" / "spark-submit"),
             "--master",
             self.master_url,
+            "--packages",  # delta-spark's JARs for the driver and, through it, the executors
+            delta_package(),
             "--conf",
             "spark.executor.cores=1",
             "--conf",

@@ -49,6 +49,7 @@ def test_ingest_features_forecast_inventory_on_a_standalone_cluster(
 
     ingested = _summary(standalone_cluster.submit(JOBS / "ingest.py", ["--all", str(raw), *common], **ship).stdout)
     assert ingested["job"] == "ingest"
+    assert ingested["lake_engine"] == "delta-spark"  # the JARs came with spark-submit --packages
     standalone_cluster.submit(JOBS / "features.py", ["--freq", "W", *common], **ship)
     standalone_cluster.submit(JOBS / "forecast.py", ["--freq", "W", "--horizon", "4", *common], **ship)
     standalone_cluster.submit(JOBS / "inventory.py", ["--freq", "W", *common], **ship)

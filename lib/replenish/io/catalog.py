@@ -134,3 +134,16 @@ def table(name: str | TableSpec) -> TableSpec:
         return TABLES[name]
     except KeyError:
         raise ConfigError(f"unknown table {name!r}; known: {', '.join(sorted(TABLES))}") from None
+
+
+# Columns `Lake.compact` clusters a table's files by (delta-spark: OPTIMIZE … ZORDER BY), so that the
+# per-SKU filters of BI tools and notebooks skip most files of the large tables.
+ZORDER_BY: dict[str, tuple[str, ...]] = {
+    "silver.demand": ("sku",),
+    "gold.forecast": ("sku",),
+    "gold.backtest_forecast": ("sku",),
+    "gold.forecast_backtest": ("sku",),
+    "gold.model_selection": ("sku",),
+    "gold.safety_stock": ("sku",),
+    "gold.replenishment_plan": ("sku",),
+}
