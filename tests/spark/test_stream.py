@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,7 +196,7 @@ class StreamProcess:
         self.log_dir = log_dir
         self.runs = 0
 
-    def start(self, failpoint: str | None = None) -> tuple[subprocess.Popen, Path]:
+    def start(self, failpoint: str | None = None, *extra: str) -> tuple[subprocess.Popen, Path]:
         self.runs += 1
         marker = self.log_dir / f"failpoint-{self.runs}"
         env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
@@ -221,6 +222,7 @@ class StreamProcess:
             "spark.conf.spark.sql.shuffle.partitions=2",
             "--set",
             "spark.conf.spark.databricks.delta.snapshotPartitions=2",
+            *extra,
         ]
         log = open(self.log_dir / f"stream-{self.runs}.log", "w")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -244,20 +246,39 @@ class StreamProcess:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
-    def run_to_end(self, *, timeout: float = 900) -> None:
-        process, _ = self.start()
+    def run_to_end(self, *extra: str, timeout: float = 900) -> int:
+        """Run to the end; the exit code."""
+        process, _ = self.start(None, *extra)
         try:
-            rc = process.wait(timeout=timeout)
+            return process.wait(timeout=timeout)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        assert rc == 0, self.log()
 
 
+def _check_positions(lake) -> None:
+    positions = {row["sku"]: row for row in lake.read("gold.inventory_position").collect()}
+    expected = _expected_positions()
+    assert set(positions) == set(expected)
+    for sku, (on_hand, on_order, backorders, position, events) in expected.items():
+        row = positions[sku]
+        got = (row["on_hand"], row["on_order"], row["backorders"], row["inventory_position"], row["events_applied"])
+        assert got == (on_hand, on_order, backorders, position, events), sku
+
+
+def _alerts_by_stream(lake) -> dict[str, Counter]:
+    alerts: dict[str, Counter] = {}
+    for row in lake.read("gold.reorder_alerts").collect():
+        alerts.setdefault(row["stream_id"], Counter())[(row["sku"], row["batch_id"])] += 1
+    return alerts
+
+
+@pytest.mark.slow
 def test_exactly_once_across_sigkill_mid_batch_and_restart(lake, tmp_path: Path) -> None:
     """Killed with the alerts committed and the positions not, restarted, killed with both committed and the
-    checkpoint not, restarted with more events landed meanwhile: every event counted once, every alert once."""
+    checkpoint not, restarted with more events landed meanwhile: every event counted once, every alert once.
+    Then the checkpoint is lost: the run is refused, and `--reset` rebuilds the same positions."""
     for rows in SALES_COMMITS:
         _append(lake, rows, SALES, "bronze.sales")
     for rows in MOVEMENT_COMMITS:
@@ -273,16 +294,18 @@ def test_exactly_once_across_sigkill_mid_batch_and_restart(lake, tmp_path: Path)
 
     stream.kill_at("after_positions@2")
     _append(lake, LATE_SALES, SALES, "bronze.sales")
-    stream.run_to_end()
+    assert stream.run_to_end() == 0, stream.log()
 
-    positions = {row["sku"]: row for row in lake.read("gold.inventory_position").collect()}
-    expected = _expected_positions()
-    assert set(positions) == set(expected)
-    for sku, (on_hand, on_order, backorders, position, events) in expected.items():
-        row = positions[sku]
-        got = (row["on_hand"], row["on_order"], row["backorders"], row["inventory_position"], row["events_applied"])
-        assert got == (on_hand, on_order, backorders, position, events), sku
-    alerts = lake.read("gold.reorder_alerts").collect()
-    counted = Counter((row["sku"], row["batch_id"]) for row in alerts)
+    _check_positions(lake)
+    alerts = _alerts_by_stream(lake)
+    assert len(alerts) == 1
+    (counted,) = alerts.values()
     assert set(counted) == EXPECTED_ALERTS and max(counted.values()) == 1, counted
-    assert len({row["stream_id"] for row in alerts}) == 1
+
+    shutil.rmtree(Path(lake.root) / "_checkpoints")
+    assert stream.run_to_end() == 2
+    assert "rerun with --reset" in stream.log()
+    assert stream.run_to_end("--reset") == 0, stream.log()
+    _check_positions(lake)
+    alerts = _alerts_by_stream(lake)
+    assert len(alerts) == 2 and all(set(c) == EXPECTED_ALERTS and max(c.values()) == 1 for c in alerts.values())
