@@ -270,20 +270,21 @@ def mase(actual: np.ndarray, forecast: np.ndarray, history: np.ndarray, period: 
     return float(np.mean(np.abs(actual - forecast)) / scale) if scale > 0 else float("nan")
 
 
-def score(panel: Panel, forecasts: dict[str, np.ndarray]) -> dict[str, float]:
-    smapes, mases, missing = [], [], 0
+def score(panel: Panel, forecasts: dict[str, np.ndarray]) -> dict[str, Any]:
+    smapes, mases, missing = {}, {}, 0
     for s in panel.series:
         forecast = forecasts.get(s.name)
         if forecast is None or forecast.size < s.xx.size:
             missing += 1
             continue
-        smapes.append(smape(s.xx, forecast[: s.xx.size]))
-        mases.append(mase(s.xx, forecast[: s.xx.size], s.x, s.period))
+        smapes[s.name] = smape(s.xx, forecast[: s.xx.size])
+        mases[s.name] = mase(s.xx, forecast[: s.xx.size], s.x, s.period)
     return {
         "series": len(smapes),
         "missing": missing,
-        "smape": float(np.nanmean(smapes)) if smapes else float("nan"),
-        "mase": float(np.nanmean(mases)) if mases else float("nan"),
+        "smape": float(np.nanmean(list(smapes.values()))) if smapes else float("nan"),
+        "mase": float(np.nanmean(list(mases.values()))) if mases else float("nan"),
+        "per_series_mase": mases,
     }
 
 
@@ -295,22 +296,27 @@ def bench_panel(
     cores: int,
     in_process: bool,
     search_cost: bool = False,
+    sf_models: tuple[str, ...] = SF_MODELS,
+    product: bool = True,
 ) -> dict[str, Any]:
     panel = load_panel(name, limit)
     print(f"## {name}: {len(panel.series)} series, h = {panel.horizon}", flush=True)
-    if in_process:
+    if not product:
+        ours, meta = {}, {"seconds": {"forecast": float("nan")}, "horizon_picks": {}}
+    elif in_process:
         ours, meta = in_process_forecasts(panel, settings)
     else:
         with tempfile.TemporaryDirectory(prefix=f"realbench-{name}-") as tmp:
             ours, meta = product_forecasts(panel, Path(tmp), settings, cores)
-    names = tuple(m for m in SF_MODELS if autoarima or m != "AutoARIMA")
+    names = tuple(m for m in sf_models if autoarima or m != "AutoARIMA")
     theirs, sf_seconds = statsforecast_forecasts(panel, names)
     rows = []
     n = len(panel.series)
     for model in (*OUR_MODELS, HORIZON_MODEL):
         if model in ours:
             rows.append({"source": "replenish", "model": model, **score(panel, ours[model])})
-    rows[-1]["series_per_s"] = n / meta["seconds"]["forecast"]
+    if rows:
+        rows[-1]["series_per_s"] = n / meta["seconds"]["forecast"]
     for model in names:
         rows.append(
             {
@@ -379,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--panels", default=",".join(PANELS), help=f"comma-separated, of {', '.join(PANELS)}")
     parser.add_argument("--series", type=int, help="the first N series of each panel (default: all)")
     parser.add_argument("--no-autoarima", default="", help="panels to run without statsforecast AutoARIMA")
+    parser.add_argument("--no-product", action="store_true", help="statsforecast only (development)")
+    parser.add_argument(
+        "--statsforecast", default=",".join(SF_MODELS), help="statsforecast models to run beside (empty: none)"
+    )
     parser.add_argument("--cores", type=int, default=1, help="local[N] cores of the CLI jobs (default 1)")
     parser.add_argument("--set", action="append", default=[], help="extra settings for the CLI jobs (key=value)")
     parser.add_argument("--json", help="also write the raw results here")
@@ -403,7 +413,15 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings,
         "panels": [
             bench_panel(
-                name, args.series, name not in skip, settings, args.cores, args.in_process, args.backtest_search_cost
+                name,
+                args.series,
+                name not in skip,
+                settings,
+                args.cores,
+                args.in_process,
+                args.backtest_search_cost,
+                tuple(filter(None, args.statsforecast.split(","))),
+                not args.no_product,
             )
             for name in args.panels.split(",")
         ],
