@@ -179,6 +179,8 @@ def in_process_forecasts(panel: Panel, settings: list[str]) -> tuple[dict[str, A
     loaded = config.load("local", overrides=settings)
     cfg = config.section(loaded, "forecast", ForecastConfig)
     plan = cfg.plan(panel.freq, horizon=panel.horizon, run_date=LAST_TRAIN[panel.freq].isoformat())
+    log_plan = f"{plan.mode}, folds {plan.folds}, backtest_search {plan.arima.backtest_search}"
+    print(f"in-process plan: {log_plan}", flush=True)
     frames = []
     for s in panel.series:
         frames.append(
@@ -193,13 +195,24 @@ def in_process_forecasts(panel: Panel, settings: list[str]) -> tuple[dict[str, A
                 }
             )
         )
-    started = time.perf_counter()
+    started = time.process_time()
     records = forecast_frame(pd.concat(frames, ignore_index=True), plan)
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     forecast = records[records["record"] == "forecast"]
     backtest = records[records["record"] == "backtest"]
     by_model, picks = _read_forecasts(panel, forecast, backtest)
     return by_model, {"seconds": {"forecast": seconds}, "horizon_picks": picks, "log_tail": ""}
+
+
+def backtest_search_cost(panel: Panel, settings: list[str]) -> dict[str, float]:
+    """CPU seconds of `--model arima` with each `arima.backtest_search`, in-process (the cost of per_fold)."""
+    cost = {}
+    for mode in ("first_origin", "per_fold"):
+        _, meta = in_process_forecasts(
+            panel, [*settings, "forecast.model=arima", f"forecast.arima.backtest_search={mode}"]
+        )
+        cost[mode] = meta["seconds"]["forecast"]
+    return cost
 
 
 def statsforecast_forecasts(panel: Panel, names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, float]]:
@@ -230,12 +243,12 @@ def statsforecast_forecasts(panel: Panel, names: tuple[str, ...]) -> tuple[dict[
     out: dict[str, dict[str, np.ndarray]] = {}
     seconds: dict[str, float] = {}
     for name in names:
-        started = time.perf_counter()
+        started = time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             engine = StatsForecast(models=[make[name]()], freq=1, n_jobs=1)
             result = engine.forecast(df=df, h=panel.horizon, X_df=future)
-        seconds[name] = time.perf_counter() - started
+        seconds[name] = time.process_time() - started  # CPU seconds: the machine is shared
         result = result.reset_index() if "unique_id" not in result.columns else result
         column = next(c for c in result.columns if c not in ("unique_id", "ds"))
         out[name] = {
@@ -257,41 +270,53 @@ def mase(actual: np.ndarray, forecast: np.ndarray, history: np.ndarray, period: 
     return float(np.mean(np.abs(actual - forecast)) / scale) if scale > 0 else float("nan")
 
 
-def score(panel: Panel, forecasts: dict[str, np.ndarray]) -> dict[str, float]:
-    smapes, mases, missing = [], [], 0
+def score(panel: Panel, forecasts: dict[str, np.ndarray]) -> dict[str, Any]:
+    smapes, mases, missing = {}, {}, 0
     for s in panel.series:
         forecast = forecasts.get(s.name)
         if forecast is None or forecast.size < s.xx.size:
             missing += 1
             continue
-        smapes.append(smape(s.xx, forecast[: s.xx.size]))
-        mases.append(mase(s.xx, forecast[: s.xx.size], s.x, s.period))
+        smapes[s.name] = smape(s.xx, forecast[: s.xx.size])
+        mases[s.name] = mase(s.xx, forecast[: s.xx.size], s.x, s.period)
     return {
         "series": len(smapes),
         "missing": missing,
-        "smape": float(np.nanmean(smapes)) if smapes else float("nan"),
-        "mase": float(np.nanmean(mases)) if mases else float("nan"),
+        "smape": float(np.nanmean(list(smapes.values()))) if smapes else float("nan"),
+        "mase": float(np.nanmean(list(mases.values()))) if mases else float("nan"),
+        "per_series_mase": mases,
     }
 
 
 def bench_panel(
-    name: str, limit: int | None, autoarima: bool, settings: list[str], cores: int, in_process: bool
+    name: str,
+    limit: int | None,
+    autoarima: bool,
+    settings: list[str],
+    cores: int,
+    in_process: bool,
+    search_cost: bool = False,
+    sf_models: tuple[str, ...] = SF_MODELS,
+    product: bool = True,
 ) -> dict[str, Any]:
     panel = load_panel(name, limit)
     print(f"## {name}: {len(panel.series)} series, h = {panel.horizon}", flush=True)
-    if in_process:
+    if not product:
+        ours, meta = {}, {"seconds": {"forecast": float("nan")}, "horizon_picks": {}}
+    elif in_process:
         ours, meta = in_process_forecasts(panel, settings)
     else:
         with tempfile.TemporaryDirectory(prefix=f"realbench-{name}-") as tmp:
             ours, meta = product_forecasts(panel, Path(tmp), settings, cores)
-    names = tuple(m for m in SF_MODELS if autoarima or m != "AutoARIMA")
+    names = tuple(m for m in sf_models if autoarima or m != "AutoARIMA")
     theirs, sf_seconds = statsforecast_forecasts(panel, names)
     rows = []
     n = len(panel.series)
     for model in (*OUR_MODELS, HORIZON_MODEL):
         if model in ours:
             rows.append({"source": "replenish", "model": model, **score(panel, ours[model])})
-    rows[-1]["series_per_s"] = n / meta["seconds"]["forecast"]
+    if rows:
+        rows[-1]["series_per_s"] = n / meta["seconds"]["forecast"]
     for model in names:
         rows.append(
             {
@@ -303,6 +328,8 @@ def bench_panel(
             }
         )
     result = {"panel": name, "series": n, "horizon": panel.horizon, "rows": rows, "in_process": in_process, **meta}
+    if in_process and search_cost:
+        result["backtest_search_cpu_seconds"] = backtest_search_cost(panel, settings)
     print(report_panel(result), flush=True)
     return result
 
@@ -322,7 +349,9 @@ def report_panel(result: dict[str, Any]) -> str:
         )
     seconds = result["seconds"]
     if result.get("in_process"):
-        timing = f"In-process (series.forecast_frame, one core): {seconds['forecast']:.0f} s, all models and backtests."
+        timing = (
+            f"In-process (series.forecast_frame, one core): {seconds['forecast']:.0f} CPU s, all models and backtests."
+        )
     else:
         timing = (
             f"CLI wall seconds: ingest {seconds['ingest']:.0f}, features {seconds['features']:.0f}, "
@@ -330,6 +359,12 @@ def report_panel(result: dict[str, Any]) -> str:
             "for all its models and the backtest)."
         )
     lines += ["", f"{timing} Whole-horizon picks: {result['horizon_picks']}."]
+    if "backtest_search_cpu_seconds" in result:
+        cost = result["backtest_search_cpu_seconds"]
+        lines.append(
+            f"--model arima CPU s: backtest_search first_origin {cost['first_origin']:.1f}, "
+            f"per_fold {cost['per_fold']:.1f} ({cost['per_fold'] / cost['first_origin']:.2f}x)"
+        )
     by_model = {row["model"]: row for row in result["rows"]}
     if "arima" in by_model and "AutoARIMA" in by_model:
         ratio = by_model["arima"]["mase"] / by_model["AutoARIMA"]["mase"]
@@ -350,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--panels", default=",".join(PANELS), help=f"comma-separated, of {', '.join(PANELS)}")
     parser.add_argument("--series", type=int, help="the first N series of each panel (default: all)")
     parser.add_argument("--no-autoarima", default="", help="panels to run without statsforecast AutoARIMA")
+    parser.add_argument("--no-product", action="store_true", help="statsforecast only (development)")
+    parser.add_argument(
+        "--statsforecast", default=",".join(SF_MODELS), help="statsforecast models to run beside (empty: none)"
+    )
     parser.add_argument("--cores", type=int, default=1, help="local[N] cores of the CLI jobs (default 1)")
     parser.add_argument("--set", action="append", default=[], help="extra settings for the CLI jobs (key=value)")
     parser.add_argument("--json", help="also write the raw results here")
@@ -357,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
         "--in-process",
         action="store_true",
         help="run the product's per-series code in this process instead of through the CLI (development)",
+    )
+    parser.add_argument(
+        "--backtest-search-cost",
+        action="store_true",
+        help="in-process: also time --model arima with arima.backtest_search first_origin and per_fold",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -368,7 +412,17 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores",
         "settings": settings,
         "panels": [
-            bench_panel(name, args.series, name not in skip, settings, args.cores, args.in_process)
+            bench_panel(
+                name,
+                args.series,
+                name not in skip,
+                settings,
+                args.cores,
+                args.in_process,
+                args.backtest_search_cost,
+                tuple(filter(None, args.statsforecast.split(","))),
+                not args.no_product,
+            )
             for name in args.panels.split(",")
         ],
     }
