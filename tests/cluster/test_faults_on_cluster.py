@@ -1,9 +1,9 @@
 """Faults on the standalone cluster: an executor killed mid-forecast, the driver killed mid-run.
 
-Every job is sent as the README tells users: the wheel of `make dist` on `--py-files`, run by an
+Every forecast is sent as the README tells users: the wheel of `make dist` on `--py-files`, run by an
 interpreter that does not have replenish installed. One small lake is prepared once (generate, ingest,
-features); each test works on its own copy, with the same run id as a clean run, so the gold tables
-can be compared row for row.
+features, on the local session); each test works on its own copy, with the same run id as a clean
+run, so the gold tables can be compared row for row.
 """
 
 from __future__ import annotations
@@ -39,15 +39,15 @@ RUN_ID = "20250601T000000-faults"
 FORECAST_TABLES = ("gold.forecast", "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry")
 # Columns that legitimately differ between two runs of the same data: wall-clock fit time.
 RUN_DEPENDENT_COLUMNS = ("fit_seconds",)
-WAIT_SECONDS = 420  # bound on every wait for a job to reach a point or to end
+WAIT_SECONDS = 900  # bound on every wait for a job to reach a point or to end (slow, shared machines)
 
 
-def _common(lake: Path) -> list[str]:
+def _common(lake: Path, *, profile: str = "cluster") -> list[str]:
     return [
         "--lake",
         str(lake),
         "--profile",
-        "cluster",
+        profile,
         "--run-date",
         "2025-06-01",
         "--run-id",
@@ -75,18 +75,27 @@ class Prepared:
 
 @pytest.fixture(scope="module")
 def prepared(
-    standalone_cluster: StandaloneCluster, shipped_package: Shipped, tmp_path_factory: pytest.TempPathFactory
+    spark, standalone_cluster: StandaloneCluster, shipped_package: Shipped, tmp_path_factory: pytest.TempPathFactory
 ) -> Prepared:
+    """Generate, ingest and features on the local session, then the clean forecast on the cluster.
+
+    The first three are cheaper in-process than as three applications on the cluster, and the
+    pipeline test already sends them with spark-submit.
+    """
+    from replenish_jobs import features, generate, ingest
+
     root = tmp_path_factory.mktemp("faults")
     base, raw = root / "base", root / "raw"
-    ship = {"shipped": shipped_package}
+    common = _common(base, profile="local")
     data = ["--skus", "8", "--locations", "2", "--days", "240", "--users", "20", "--out", str(raw)]
-    standalone_cluster.submit(JOBS / "generate.py", [*data, *_common(base)], **ship)
-    standalone_cluster.submit(JOBS / "ingest.py", ["--all", str(raw), *_common(base)], **ship)
-    standalone_cluster.submit(JOBS / "features.py", ["--freq", "W", *_common(base)], **ship)
+    assert generate.main([*data, *common], spark=spark) == 0
+    assert ingest.main(["--all", str(raw), *common], spark=spark) == 0
+    assert features.main(["--freq", "W", *common], spark=spark) == 0
     clean = root / "clean"
     shutil.copytree(base, clean)
-    standalone_cluster.submit(JOBS / "forecast.py", _forecast_args(clean), **ship)
+    standalone_cluster.submit(
+        JOBS / "forecast.py", _forecast_args(clean), shipped=shipped_package, timeout=WAIT_SECONDS
+    )
     return Prepared(base=base, clean=clean)
 
 
