@@ -23,6 +23,7 @@ from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig
 from replenish.forecast import FORECAST_MODES, ForecastConfig, forecast_tables, latest_arima_orders
 from replenish.runtime import JobContext, job_main
+from replenish_jobs.train_lstm import lstm_candidate, lstm_forecast
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         choices=FORECAST_MODES,
-        help="auto (baseline + routed model per series), baseline (seasonal naive) or arima (the routed "
-        "model: ARIMA / Croston / fallbacks); default: forecast.model",
+        help="auto (baseline + routed model per series, + the LSTM when forecast.lstm.enabled), baseline "
+        "(seasonal naive), arima (the routed model: ARIMA / Croston / fallbacks) or lstm (the global LSTM, "
+        "trained when no model fits the run); default: forecast.model",
     )
     parser.add_argument("--horizon", type=int, help="periods to forecast; default: forecast.horizon")
     parser.add_argument("--freq", choices=FREQUENCIES, help="demand frequency; default: features.freq")
@@ -56,6 +58,9 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         full_search=args.full_search,
         run_date=ctx.run_date.isoformat(),
     )
+    if plan.mode == "lstm":
+        lstm = lstm_forecast(ctx, plan, settings=cfg.lstm, country=features.country)
+        return {"freq": freq, "model": plan.mode, "horizon": plan.horizon, "lstm": lstm}
     versions = ctx.lake.versions(INPUTS)
     demand = ctx.lake.read("silver.demand", version=versions["silver.demand"])
     profile = None
@@ -87,7 +92,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         mase = tables.forecast_backtest.groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:
         tables.records.unpersist()
-    return {
+    summary = {
         "freq": freq,
         "model": plan.mode,
         "horizon": plan.horizon,
@@ -98,6 +103,9 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         "versions": {name: result.version for name, result in written.items()},
         "input_versions": versions,
     }
+    if plan.mode == "auto" and cfg.lstm.enabled:
+        summary["lstm"] = lstm_candidate(ctx, plan, settings=cfg.lstm, country=features.country)
+    return summary
 
 
 main = job_main("forecast", __doc__, add_arguments, run)

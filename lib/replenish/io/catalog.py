@@ -94,6 +94,12 @@ _TABLES = [
     ),
     TableSpec("gold.forecast_accuracy", description="accuracy rolled up by category, location and class"),
     TableSpec("gold.inventory_simulation", description="replayed service level and inventory per policy"),
+    TableSpec(
+        "silver.lstm_windows",
+        partition_by=("freq",),
+        keys=("freq", "sku", "location", "origin"),
+        description="LSTM training windows: history, known-future covariates, targets and static features",
+    ),
 ]
 
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in _TABLES}
