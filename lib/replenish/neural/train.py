@@ -63,6 +63,17 @@ def train_windows(worker: WorkerInfo, job: TrainJob) -> dict[str, Any]:
     os.makedirs(job.work_dir, exist_ok=True)
     step_log = open(os.path.join(job.work_dir, f"steps-{worker.rank}.jsonl"), "a")  # noqa: SIM115
     progress = os.path.join(job.work_dir, "progress.jsonl")
+    with open(os.path.join(job.work_dir, f"worker-{worker.rank}.json"), "w") as handle:
+        json.dump(
+            {
+                "rank": worker.rank,
+                "gpus": list(worker.gpus),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "tf_config": json.loads(os.environ.get("TF_CONFIG", "null")),
+                "pid": os.getpid(),
+            },
+            handle,
+        )
 
     class StepLog(keras.callbacks.Callback):
         """One line per step and worker; the chief also appends one line per epoch to progress.jsonl."""
