@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 WORKERS = 2
+FAKE_GPU_DISCOVERY = Path(__file__).with_name("fake_gpu_discovery.sh")
 
 
 def _free_port() -> int:
@@ -50,8 +51,10 @@ class StandaloneCluster:
         except OSError:
             return 0
 
-    def submit(self, script: Path, args: Sequence[str], *, timeout: float = 600) -> subprocess.CompletedProcess:
-        """`spark-submit` a job to the cluster; raises with the job's output when it fails."""
+    def submit(
+        self, script: Path, args: Sequence[str], *, timeout: float = 600, conf: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """`spark-submit` a job to the cluster (extra `conf` pairs too); raises with its output when it fails."""
         command = [
             str(self.home / "bin" / "spark-submit"),
             "--master",
@@ -72,6 +75,7 @@ class StandaloneCluster:
             f"spark.pyspark.driver.python={sys.executable}",
             "--conf",
             "spark.ui.enabled=false",
+            *[part for key, value in (conf or {}).items() for part in ("--conf", f"{key}={value}")],
             str(script),
             *args,
         ]
@@ -145,7 +149,13 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
                         str(base / f"work-{index}"),
                     ],
                     base / f"worker-{index}.log",
-                    env,
+                    {
+                        **env,
+                        # each worker advertises one fake GPU with its own address (docs/lstm.md)
+                        "REPLENISH_FAKE_GPU": str(index),
+                        "SPARK_WORKER_OPTS": f"-Dspark.worker.resource.gpu.amount=1 "
+                        f"-Dspark.worker.resource.gpu.discoveryScript={FAKE_GPU_DISCOVERY}",
+                    },
                 )
             )
         deadline = time.monotonic() + 180
