@@ -77,7 +77,8 @@ def lstm_plan(demand: DataFrame, plan: ForecastPlan, settings: LstmSettings) -> 
     """
     from pyspark.sql import functions as F
 
-    last = demand.where(F.col("freq") == F.lit(plan.freq)).agg(F.max("date")).first()[0]
+    row = demand.where(F.col("freq") == F.lit(plan.freq)).agg(F.max("date")).first()
+    last = None if row is None else row[0]
     if last is None:
         raise ValidationError(f"silver.demand has no rows of frequency {plan.freq}")
     horizon = max(plan.horizon, plan.backtest_horizon if plan.folds else 1)
