@@ -26,6 +26,7 @@ from replenish.forecast.settings import resolve_freq
 from replenish.io.once import append_once
 from replenish.quality import SALES_CHECK, enforce_gate, quality_settings
 from replenish.runtime import JobContext, job_main
+from replenish_jobs.train_lstm import lstm_candidate, lstm_forecast
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         choices=FORECAST_MODES,
-        help="auto (baseline + routed model per series), baseline (seasonal naive) or arima (the routed "
-        "model: ARIMA / Croston / fallbacks); default: forecast.model",
+        help="auto (baseline + routed model per series, + the LSTM when forecast.lstm.enabled), baseline "
+        "(seasonal naive), arima (the routed model: ARIMA / Croston / fallbacks) or lstm (the global LSTM, "
+        "trained when no model fits the run); default: forecast.model",
     )
     parser.add_argument("--horizon", type=int, help="periods to forecast; default: forecast.horizon")
     parser.add_argument(
@@ -68,6 +70,9 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         run_date=ctx.run_date.isoformat(),
     )
     check_sales(ctx)
+    if plan.mode == "lstm":
+        lstm = lstm_forecast(ctx, plan, settings=cfg.lstm, country=features.country)
+        return {"freq": freq, "model": plan.mode, "horizon": plan.horizon, "lstm": lstm}
     profile = None
     if versions["silver.series_profile"] is not None:
         profile = ctx.lake.read("silver.series_profile", version=versions["silver.series_profile"])
@@ -102,7 +107,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         mase = tables.forecast_backtest.groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:
         tables.records.unpersist()
-    return {
+    summary = {
         "freq": freq,
         "model": plan.mode,
         "horizon": plan.horizon,
@@ -113,6 +118,9 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         "versions": {name: result.version for name, result in written.items()},
         "input_versions": versions,
     }
+    if plan.mode == "auto" and cfg.lstm.enabled:
+        summary["lstm"] = lstm_candidate(ctx, plan, settings=cfg.lstm, country=features.country)
+    return summary
 
 
 def check_sales(ctx: JobContext) -> None:

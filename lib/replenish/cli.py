@@ -18,6 +18,7 @@ JOBS: dict[str, str] = {
     "run-all": "run_all",
     "tables": "tables",
     "stream": "stream",
+    "train-lstm": "train_lstm",
 }
 
 

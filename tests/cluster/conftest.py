@@ -24,6 +24,7 @@ import pytest
 from replenish.io.engines import delta_package
 
 WORKERS = 2
+FAKE_GPU_DISCOVERY = Path(__file__).with_name("fake_gpu_discovery.sh")
 
 
 def _free_port() -> int:
@@ -180,7 +181,13 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
                         str(base / f"work-{index}"),
                     ],
                     base / f"worker-{index}.log",
-                    env,
+                    {
+                        **env,
+                        # each worker advertises one fake GPU with its own address (docs/lstm.md)
+                        "REPLENISH_FAKE_GPU": str(index),
+                        "SPARK_WORKER_OPTS": f"-Dspark.worker.resource.gpu.amount=1 "
+                        f"-Dspark.worker.resource.gpu.discoveryScript={FAKE_GPU_DISCOVERY}",
+                    },
                 )
             )
         deadline = time.monotonic() + 180

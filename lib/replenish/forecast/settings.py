@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from replenish.errors import ConfigError
+from replenish.neural.settings import LstmSettings
 
-ForecastMode = Literal["auto", "baseline", "arima"]
-FORECAST_MODES: tuple[str, ...] = ("auto", "baseline", "arima")
+ForecastMode = Literal["auto", "baseline", "arima", "lstm"]
+FORECAST_MODES: tuple[str, ...] = ("auto", "baseline", "arima", "lstm")
 DEMAND_CLASSES: tuple[str, ...] = ("smooth", "erratic", "intermittent", "lumpy", "no_demand")
 REGRESSORS: tuple[str, ...] = ("price_ratio", "promo", "is_holiday")
 
@@ -282,6 +283,7 @@ class ForecastConfig:
     daily: FrequencySettings = field(default_factory=_daily)
     weekly: FrequencySettings = field(default_factory=_weekly)
     monthly: FrequencySettings = field(default_factory=_monthly)
+    lstm: LstmSettings = field(default_factory=LstmSettings)
 
     def __post_init__(self) -> None:
         if self.model not in FORECAST_MODES:
@@ -404,7 +406,7 @@ class ForecastPlan:
     @property
     def candidates(self) -> tuple[str, ...]:
         """The candidate roles fitted per series: `baseline`, `routed` or both."""
-        return {"auto": ("baseline", "routed"), "baseline": ("baseline",), "arima": ("routed",)}[self.mode]
+        return {"auto": ("baseline", "routed"), "baseline": ("baseline",), "arima": ("routed",), "lstm": ()}[self.mode]
 
 
 def resolve_freq(*, requested: str | None, configured: str, present: tuple[str, ...]) -> tuple[str, str]:

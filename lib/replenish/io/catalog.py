@@ -121,6 +121,12 @@ _TABLES = [
         keys=("run_id", "stage", "table_name", "check", "column_name"),
         description="every check of the data-quality gate before forecasting and planning, with its verdict",
     ),
+    TableSpec(
+        "silver.lstm_windows",
+        partition_by=("freq",),
+        keys=("freq", "sku", "location", "origin"),
+        description="LSTM training windows: history, known-future covariates, targets and static features",
+    ),
 ]
 
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in _TABLES}
