@@ -17,6 +17,7 @@ JOBS: dict[str, str] = {
     "report": "report",
     "run-all": "run_all",
     "tables": "tables",
+    "recommend": "recommend",
 }
 
 
