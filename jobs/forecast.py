@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig
 from replenish.forecast import FORECAST_MODES, ForecastConfig, forecast_tables, latest_arima_orders
+from replenish.forecast.analog import ColdStartConfig, analog_tables, with_analog_rows
 from replenish.runtime import JobContext, job_main
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,19 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         series_per_partition=cfg.series_per_partition,
     )
     tables.records.persist(StorageLevel.MEMORY_AND_DISK)
+    optional = {
+        name: ctx.lake.read(name) for name in ("gold.similar_items", "bronze.products") if ctx.lake.exists(name)
+    }
+    analog = analog_tables(
+        demand, profile, optional.get("gold.similar_items"), optional.get("bronze.products"), plan,
+        config.section(ctx.settings, "cold_start", ColdStartConfig), run_id=ctx.run_id, run_date=ctx.run_date,
+        config_hash=ctx.config_hash,
+    )  # fmt: skip
     try:
-        written = {name: ctx.lake.write_with_result(df, name, mode="append") for name, df in tables.by_table().items()}
-        outcome = tables.model_registry.groupBy("model", "status").count().orderBy("model", "status").collect()
-        mase = tables.forecast_backtest.groupBy("model").agg(F.avg("mase").alias("mase")).collect()
+        outputs = with_analog_rows(tables.by_table(), analog)
+        written = {name: ctx.lake.write_with_result(df, name, mode="append") for name, df in outputs.items()}
+        outcome = outputs["gold.model_registry"].groupBy("model", "status").count().orderBy("model", "status").collect()
+        mase = outputs["gold.forecast_backtest"].groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:
         tables.records.unpersist()
     return {

@@ -15,7 +15,7 @@ from replenish.errors import ConfigError
 ForecastMode = Literal["auto", "baseline", "arima"]
 FORECAST_MODES: tuple[str, ...] = ("auto", "baseline", "arima")
 DEMAND_CLASSES: tuple[str, ...] = ("smooth", "erratic", "intermittent", "lumpy", "no_demand")
-REGRESSORS: tuple[str, ...] = ("price_ratio", "promo", "is_holiday")
+REGRESSORS: tuple[str, ...] = ("price_ratio", "promo", "is_holiday", "views_ratio", "add_to_carts_ratio")
 
 
 @dataclass(frozen=True)
