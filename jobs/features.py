@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig, build_features, profile_series
+from replenish.features.indicators import add_leading_indicators
 from replenish.runtime import JobContext, job_main
 
 if TYPE_CHECKING:
@@ -52,6 +53,9 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         products = None
 
     demand = build_features(sales, products, cfg, freq=freq, grain=args.grain)
+    interactions = ctx.lake.read("bronze.interactions") if ctx.lake.exists("bronze.interactions") else None
+    baseline = max(cfg.for_freq(freq).rolling_windows)
+    demand = add_leading_indicators(demand, interactions, freq=freq, baseline_periods=baseline)
     demand_written = _write_demand(ctx, demand, freq)
     demand_version = demand_written.version
     # Profile the rows just committed instead of recomputing the demand pipeline.

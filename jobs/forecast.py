@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig
 from replenish.forecast import FORECAST_MODES, ForecastConfig, forecast_tables, latest_arima_orders
+from replenish.forecast.analog import ColdStartConfig, analog_tables, with_analog_rows
 from replenish.forecast.settings import resolve_freq
 from replenish.io.once import append_once
 from replenish.quality import SALES_CHECK, enforce_gate, quality_settings
@@ -97,14 +98,20 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         series_per_partition=cfg.series_per_partition,
     )
     tables.records.persist(StorageLevel.MEMORY_AND_DISK)
+    optional = {
+        name: ctx.lake.read(name) for name in ("gold.similar_items", "bronze.products") if ctx.lake.exists(name)
+    }
+    analog = analog_tables(
+        demand, profile, optional.get("gold.similar_items"), optional.get("bronze.products"), plan,
+        config.section(ctx.settings, "cold_start", ColdStartConfig), run_id=ctx.run_id, run_date=ctx.run_date,
+        config_hash=ctx.config_hash,
+    )  # fmt: skip
     try:
+        outputs = with_analog_rows(tables.by_table(), analog)
         # once per run id: a re-submitted run writes only the tables its first attempt did not commit
-        written = {
-            name: append_once(ctx.lake, df, name, match={"run_id": ctx.run_id})
-            for name, df in tables.by_table().items()
-        }
-        outcome = tables.model_registry.groupBy("model", "status").count().orderBy("model", "status").collect()
-        mase = tables.forecast_backtest.groupBy("model").agg(F.avg("mase").alias("mase")).collect()
+        written = {name: append_once(ctx.lake, df, name, match={"run_id": ctx.run_id}) for name, df in outputs.items()}
+        outcome = outputs["gold.model_registry"].groupBy("model", "status").count().orderBy("model", "status").collect()
+        mase = outputs["gold.forecast_backtest"].groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:
         tables.records.unpersist()
     summary = {

@@ -1,4 +1,4 @@
-"""Run the whole pipeline: generate → ingest → features → forecast → inventory → simulate → report.
+"""Run the whole pipeline: generate → ingest → features → recommend → forecast → inventory → simulate → report.
 
 All stages share one Spark session. `--skip-generate` ingests files already in the data folder
 (`generate.out`, or `--data DIR`) instead of generating them. The summary lists every table with its
@@ -53,6 +53,7 @@ def stages(ctx: JobContext, args: argparse.Namespace) -> list[tuple[str, list[st
     plan += [
         ("ingest", ["--all", data]),
         ("features", ["--freq", freq]),
+        ("recommend", ["--if-interactions"]),
         ("forecast", forecast),
         ("inventory", ["--freq", freq]),
         ("simulate", ["--freq", freq]),

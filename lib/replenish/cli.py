@@ -19,6 +19,7 @@ JOBS: dict[str, str] = {
     "tables": "tables",
     "stream": "stream",
     "train-lstm": "train_lstm",
+    "recommend": "recommend",
 }
 
 

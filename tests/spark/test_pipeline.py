@@ -31,6 +31,14 @@ SCALE = [
     "forecast.horizon=14",
     "--set",
     "forecast.backtest.folds=3",  # the default 6 doubles the forecast's time; 3 test the same paths
+    "--set",
+    "recommend.ranks=[4]",  # one ALS setting: the search's paths are tested in test_recommend.py
+    "--set",
+    "recommend.reg_params=[0.1]",
+    "--set",
+    "recommend.alphas=[10.0]",
+    "--set",
+    "recommend.max_iter=5",
 ]
 EXPECTED_TABLES = {
     "bronze.sales",
@@ -52,6 +60,12 @@ EXPECTED_TABLES = {
     "gold.forecast_accuracy",
     "gold.inventory_simulation",
     "gold.data_quality",
+    "silver.user_index",
+    "silver.sku_index",
+    "gold.recommendations",
+    "gold.item_factors",
+    "gold.similar_items",
+    "gold.recommender_evaluation",
 }
 
 

@@ -58,7 +58,13 @@ log = logging.getLogger(__name__)
 SERIES_KEYS: tuple[str, str] = ("sku", "location")
 MAX_IMPUTATION_CYCLES = 4  # seasonal neighbours on each side used to impute a censored period
 MIN_OUTLIER_SAMPLE = 10  # non-zero periods needed before outliers are capped
-REGULAR_REGRESSOR_VALUES: dict[str, float] = {"price_ratio": 1.0, "promo": 0.0, "is_holiday": 0.0}
+REGULAR_REGRESSOR_VALUES: dict[str, float] = {
+    "price_ratio": 1.0,
+    "promo": 0.0,
+    "is_holiday": 0.0,
+    "views_ratio": 1.0,  # ordinary interest (features/indicators.py)
+    "add_to_carts_ratio": 1.0,
+}
 """Regressor values where history has none, and the future assumption for price and promotion:
 regular price (ratio 1) and no promotion. Holidays come from the calendar."""
 

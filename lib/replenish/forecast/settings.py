@@ -16,7 +16,7 @@ from replenish.neural.settings import LstmSettings
 ForecastMode = Literal["auto", "baseline", "arima", "lstm"]
 FORECAST_MODES: tuple[str, ...] = ("auto", "baseline", "arima", "lstm")
 DEMAND_CLASSES: tuple[str, ...] = ("smooth", "erratic", "intermittent", "lumpy", "no_demand")
-REGRESSORS: tuple[str, ...] = ("price_ratio", "promo", "is_holiday")
+REGRESSORS: tuple[str, ...] = ("price_ratio", "promo", "is_holiday", "views_ratio", "add_to_carts_ratio")
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,28 @@ _TABLES = [
         keys=("freq", "sku", "location", "origin"),
         description="LSTM training windows: history, known-future covariates, targets and static features",
     ),
+    TableSpec("silver.user_index", keys=("user_id",), description="user id -> ALS integer index, stable across runs"),
+    TableSpec("silver.sku_index", keys=("sku",), description="SKU -> ALS integer index, stable across runs"),
+    TableSpec(
+        "gold.recommendations",
+        keys=("user_id", "rank"),
+        description="top-N SKUs per user from implicit ALS (latest run), purchased SKUs excluded",
+    ),
+    TableSpec(
+        "gold.item_factors",
+        keys=("sku",),
+        description="ALS item factors and their low-dimensional projection per SKU (latest run)",
+    ),
+    TableSpec(
+        "gold.similar_items",
+        keys=("sku", "rank"),
+        description="top-k most similar SKUs by cosine of ALS item factors (latest run)",
+    ),
+    TableSpec(
+        "gold.recommender_evaluation",
+        keys=("run_id", "model", "als_rank", "reg_param", "alpha"),
+        description="precision/recall/MAP/NDCG@k of each ALS setting searched and of the popularity baseline",
+    ),
 ]
 
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in _TABLES}
