@@ -23,6 +23,7 @@ from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig
 from replenish.forecast import FORECAST_MODES, ForecastConfig, forecast_tables, latest_arima_orders
 from replenish.runtime import JobContext, job_main
+from replenish.tracking.jobs import with_mlflow_run_id
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,10 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         profile = ctx.lake.read("silver.series_profile", version=versions["silver.series_profile"])
     else:
         log.warning("silver.series_profile does not exist: series are classified from their training window")
-    stored = None
-    if plan.warm_start and versions["gold.model_registry"] is not None:
+    stored = registry = None
+    if versions["gold.model_registry"] is not None:
         registry = ctx.lake.read("gold.model_registry", version=versions["gold.model_registry"])
+    if plan.warm_start and registry is not None:
         stored = latest_arima_orders(registry, freq)
 
     tables = forecast_tables(
@@ -82,7 +84,13 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     )
     tables.records.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        written = {name: ctx.lake.write_with_result(df, name, mode="append") for name, df in tables.by_table().items()}
+        outputs = tables.by_table()
+        outputs["gold.model_registry"] = with_mlflow_run_id(
+            outputs["gold.model_registry"],
+            ctx.extra.get("mlflow_run_id"),
+            table_columns=None if registry is None else registry.columns,
+        )
+        written = {name: ctx.lake.write_with_result(df, name, mode="append") for name, df in outputs.items()}
         outcome = tables.model_registry.groupBy("model", "status").count().orderBy("model", "status").collect()
         mase = tables.forecast_backtest.groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:

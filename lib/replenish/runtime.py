@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from replenish import config
 from replenish.errors import ReplenishError
+from replenish.tracking import track_job
 
 log = logging.getLogger("replenish")
 
@@ -132,7 +133,7 @@ def job_main(name: str, description: str | None, add_arguments: AddArguments, ru
         started = time.monotonic()
         try:
             ctx = open_context(args, spark=spark)
-            summary = run(ctx, args)
+            summary = track_job(name, ctx, args, run)  # run(ctx, args) inside an MLflow run
         except ReplenishError as exc:
             print(f"replenish {name}: error: {exc}", file=sys.stderr)
             return 2
