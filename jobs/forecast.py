@@ -27,6 +27,7 @@ from replenish.forecast.settings import resolve_freq
 from replenish.io.once import append_once
 from replenish.quality import SALES_CHECK, enforce_gate, quality_settings
 from replenish.runtime import JobContext, job_main
+from replenish.tracking.jobs import with_mlflow_run_id
 from replenish_jobs.train_lstm import lstm_candidate, lstm_forecast
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,10 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         profile = ctx.lake.read("silver.series_profile", version=versions["silver.series_profile"])
     else:
         log.warning("silver.series_profile does not exist: series are classified from their training window")
-    stored = None
-    if plan.warm_start and versions["gold.model_registry"] is not None:
+    stored = registry = None
+    if versions["gold.model_registry"] is not None:
         registry = ctx.lake.read("gold.model_registry", version=versions["gold.model_registry"])
+    if plan.warm_start and registry is not None:
         # a re-submitted run must not warm-start from the rows its own first attempt wrote
         stored = latest_arima_orders(registry.where(F.col("run_id") != ctx.run_id), freq)
 
@@ -108,6 +110,11 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     try:
         outputs = with_analog_rows(tables.by_table(), analog)
+        outputs["gold.model_registry"] = with_mlflow_run_id(
+            outputs["gold.model_registry"],
+            ctx.extra.get("mlflow_run_id"),
+            table_columns=None if registry is None else registry.columns,
+        )
         # once per run id: a re-submitted run writes only the tables its first attempt did not commit
         written = {name: append_once(ctx.lake, df, name, match={"run_id": ctx.run_id}) for name, df in outputs.items()}
         outcome = outputs["gold.model_registry"].groupBy("model", "status").count().orderBy("model", "status").collect()

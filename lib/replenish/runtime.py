@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from replenish import config
 from replenish.errors import ReplenishError
+from replenish.tracking import track_job
 
 log = logging.getLogger("replenish")
 
@@ -146,7 +147,7 @@ def job_main(name: str, description: str | None, add_arguments: AddArguments, ru
         try:
             ctx = open_context(args, spark=spark)
             log.info("%s run_id %s (re-submit with --run-id %s to resume it)", name, ctx.run_id, ctx.run_id)
-            summary = run(ctx, args)
+            summary = track_job(name, ctx, args, run)  # run(ctx, args) inside an MLflow run
         except ReplenishError as exc:
             print(f"replenish {name}: error: {exc}", file=sys.stderr)
             return 2
