@@ -23,11 +23,18 @@ from replenish.inventory.schemas import (
     REPLENISHMENT_PLAN_SCHEMA,
     SAFETY_STOCK_SCHEMA,
 )
-from replenish.io.bi import duckdb_connect
+from replenish.io.bi import duckdb_connect, spark_views
 from replenish.io.lake import Lake
-from replenish.report.bi import INVENTORY_TABLES, spark_views
 
 pytestmark = pytest.mark.spark
+
+INVENTORY_TABLES: tuple[str, ...] = (
+    "gold.replenishment_plan",
+    "gold.safety_stock",
+    "gold.model_selection",
+    "gold.forecast_accuracy",
+    "gold.inventory_simulation",
+)
 
 LAST = dt.date(2024, 2, 28)
 DAYS = 150

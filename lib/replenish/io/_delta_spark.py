@@ -32,7 +32,7 @@ class DeltaSparkEngine:
         return [row.asDict(recursive=True) for row in frame.collect()]  # commit metadata, not table data
 
     def describe(self, uri: str) -> dict[str, Any]:
-        detail = self.spark.sql(f"DESCRIBE DETAIL delta.`{uri}`").first()
+        detail = self.spark.sql(f"DESCRIBE DETAIL delta.`{uri}`").collect()[0]
         return {
             "version": self.version(uri),
             "rows": self.read(uri).count(),

@@ -218,7 +218,7 @@ class EmbeddedEngine:
 
     # -- write ----------------------------------------------------------------------------------------------
     def _filesystem(self, uri: str) -> tuple[Any, Any]:
-        jvm = self.spark._jvm  # type: ignore[attr-defined]
+        jvm: Any = self.spark._jvm  # type: ignore[attr-defined]
         path = jvm.org.apache.hadoop.fs.Path(uri)
         filesystem = path.getFileSystem(self.spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
         checksummed = jvm.java.lang.Class.forName("org.apache.hadoop.fs.ChecksumFileSystem")
