@@ -581,6 +581,15 @@ def test_the_pool_mean_error_corrects_the_demand_rate(spark) -> None:
     assert plans[True].loc["C", "demand_per_period"] == pytest.approx(10.0)
 
 
+# Tests that read Spark's plans or generated code go through private APIs (`DataFrame._jdf`) whose text
+# format is Spark 3.5's. Each guards a speed-up measured in docs/benchmarks.md.
+SPARK_UPGRADE = (
+    "This check reads Spark internals (checked on Spark 3.5). After a Spark upgrade: if only the text "
+    "format changed, adapt the parsing; if the plan changed, rerun benchmarks/inventory_bench.py and keep "
+    "the check only while the speed-up it guards (docs/benchmarks.md) still holds."
+)
+
+
 def _shuffle_keys(df) -> list[tuple[str, ...]]:
     """The keys of every hash-partitioning exchange in `df`'s physical plan, without expression ids."""
     import re
@@ -605,7 +614,7 @@ def test_the_plan_shuffles_each_input_once_by_sku(spark) -> None:
     with session_conf(spark, no_broadcast):
         default = _shuffle_keys(plan_inventory(**inputs(spark), settings=InventoryConfig(), stamp=STAMP).series)
     expected = {("sku",), ("sku", "location", "model"), ("model", "pool")}
-    assert planned and set(planned) <= expected
+    assert planned and set(planned) <= expected, f"unexpected shuffles {planned}. {SPARK_UPGRADE}"
     # The forecast once, the backtest twice: for the series' errors and, narrower, for the pooled shares.
     assert planned.count(("sku", "location", "model")) <= 3
     assert len(default) > len(planned)
@@ -624,9 +633,9 @@ def test_planning_aggregates_without_the_two_level_hash_map(spark) -> None:
         return "\n".join(str(stages.apply(i)._2()) for i in range(stages.size()))
 
     planned, default = generated_code(PLANNING_CONF), generated_code({})
-    assert "hashAgg_doAggregateWithKeys" in planned
-    assert "FastHashMap" in default
-    assert "FastHashMap" not in planned
+    assert "hashAgg_doAggregateWithKeys" in planned, SPARK_UPGRADE
+    assert "FastHashMap" in default, SPARK_UPGRADE
+    assert "FastHashMap" not in planned, f"the two-level hash map is back in the plan's aggregations. {SPARK_UPGRADE}"
 
 
 def test_the_policy_above_the_model_choice_is_code_generated_whole(spark) -> None:
@@ -637,8 +646,9 @@ def test_the_policy_above_the_model_choice_is_code_generated_whole(spark) -> Non
     series = plan_inventory(**inputs(spark), settings=settings, stamp=STAMP).series
     lines = series._jdf.queryExecution().optimizedPlan().toString().splitlines()
     above_window = lines[: next(i for i, line in enumerate(lines) if "Window [" in line)]
-    assert above_window
-    assert not [line[:120] for line in above_window if "lambdafunction" in line or "to_json" in line]
+    assert above_window, SPARK_UPGRADE
+    uncompiled = [line[:120] for line in above_window if "lambdafunction" in line or "to_json" in line]
+    assert not uncompiled, f"expressions without generated code above the model choice: {uncompiled}. {SPARK_UPGRADE}"
 
 
 def test_the_windowed_demand_rate_counts_the_last_step_in_part(spark) -> None:
