@@ -30,6 +30,7 @@ test: venv java lint
 lint: venv
 	$(BIN)/ruff check lib jobs tests benchmarks notebooks setup.py
 	$(BIN)/ruff format --check lib jobs tests benchmarks notebooks setup.py
+	$(BIN)/mypy lib jobs benchmarks
 
 BENCH_OUT ?= benchmarks/results/$(BENCH_STAMP)
 BENCH_STAMP := $(shell date -u +%Y-%m-%dT%H%M)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import sys
@@ -385,6 +386,11 @@ def realistic_warm(panel: Panel, keys: list[tuple[str, str]]) -> dict[str, float
     }
 
 
+def _write_to_noop(records) -> None:
+    """Run the job to its end without keeping its output."""
+    records.write.format("noop").mode("overwrite").save()
+
+
 def bench_memory(spark, meter: Meter, sizes: tuple[int, int], periods: int, folder: Path) -> list[dict]:
     """Peak memory of the job with the baseline model and the default backtest at two panel sizes."""
     out = []
@@ -392,7 +398,7 @@ def bench_memory(spark, meter: Meter, sizes: tuple[int, int], periods: int, fold
         print(f"[memory] baseline job on {n} daily series", file=sys.stderr, flush=True)
         panel = make_panel("D", n, periods, seed=7, folder=folder)
         job = our_job(spark, panel, plan_for("D", model="baseline", folds=ForecastConfig().backtest.folds))
-        _, timing = meter.measure(lambda job=job: job.records.write.format("noop").mode("overwrite").save())
+        _, timing = meter.measure(functools.partial(_write_to_noop, job.records))
         out.append({"model": "baseline, 3-fold backtest", "series": n, "rows": len(panel.train), **timing})
         del panel
     return out

@@ -25,11 +25,12 @@ from typing import Any
 
 from replenish import config
 from replenish.errors import ConfigError, ValidationError
-from replenish.ingest.read import FORMATS, entity_sources, list_folder, read_raw
+from replenish.ingest.read import FORMATS, SESSION_SETTINGS, entity_sources, list_folder, read_raw
 from replenish.ingest.schemas import QUARANTINE_KEYS
 from replenish.ingest.validate import IngestConfig, IngestCounts, Validated, parse_mapping, validate
 from replenish.io.catalog import INGEST_ENTITIES
 from replenish.runtime import JobContext, job_main
+from replenish.session import session_conf
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,12 @@ def _write(ctx: JobContext, validated: Validated, source: str) -> dict[str, Any]
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
+    # Ingest's parser settings hold for this job only, not for the jobs after it in the session (run-all).
+    with session_conf(ctx.spark, SESSION_SETTINGS):
+        return _ingest(ctx, args)
+
+
+def _ingest(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     cfg = config.section(ctx.settings, "ingest", IngestConfig)
     sources = _sources(ctx, args)
     if not args.all_dir:

@@ -12,24 +12,21 @@ gold.forecast_accuracy, every row stamped with run_id and forecast_run_id.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from replenish import config
 from replenish.errors import ValidationError
-from replenish.features.settings import FREQUENCIES, FeaturesConfig
 from replenish.inventory.accuracy import forecast_accuracy
-from replenish.inventory.policy import RunStamp, output_columns, outputs_from_series, plan_inventory
-from replenish.inventory.runs import latest_run_id
-from replenish.inventory.settings import InventoryConfig
+from replenish.inventory.policy import output_columns, outputs_from_series, plan_inventory
+from replenish.inventory.settings import inventory_settings
 from replenish.io.once import append_once
 from replenish.quality import FORECAST_CHECK, INVENTORY_CHECK, enforce_gate, quality_settings
 from replenish.runtime import JobContext, job_main
 from replenish.session import PLANNING_CONF, session_conf
+from replenish.shared import FREQUENCIES, RunStamp, latest_run_id
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freq", choices=FREQUENCIES, help="series frequency; default: features.freq")
 
 
-def resolve_settings(ctx: JobContext, freq: str | None) -> InventoryConfig:
-    """The `inventory:` settings with the frequency of this run (--freq, else features.freq)."""
-    settings = config.section(ctx.settings, "inventory", InventoryConfig)
-    features = config.section(ctx.settings, "features", FeaturesConfig)
-    return dataclasses.replace(settings, freq=freq or features.freq)
-
-
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     with session_conf(ctx.spark, PLANNING_CONF):
         return _run(ctx, args)
 
 
 def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
-    settings = resolve_settings(ctx, args.freq)
+    settings = inventory_settings(ctx.settings, args.freq)
     versions = ctx.lake.versions(INPUTS)
     missing = [name for name in ("gold.forecast", "silver.series_profile") if versions[name] is None]
     if missing:
@@ -89,14 +79,14 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     metrics = _run_rows(ctx, "gold.forecast_backtest", versions, forecast_run_id, settings.freq)
     stamp = RunStamp(ctx.run_id, ctx.run_date, ctx.config_hash, forecast_run_id)
     plan = plan_inventory(
-        forecast,
-        backtest,
-        read("silver.series_profile"),
-        _or_empty(ctx, "bronze.suppliers", versions, "sku string, location string"),
-        _or_empty(ctx, "bronze.inventory", versions, "sku string, location string, on_hand double"),
-        _or_empty(ctx, "bronze.products", versions, "sku string"),
-        settings,
-        stamp,
+        forecast=forecast,
+        backtest=backtest,
+        profile=read("silver.series_profile"),
+        suppliers=_or_empty(ctx, "bronze.suppliers", versions, "sku string, location string"),
+        inventory=_or_empty(ctx, "bronze.inventory", versions, "sku string, location string, on_hand double"),
+        products=_or_empty(ctx, "bronze.products", versions, "sku string"),
+        settings=settings,
+        stamp=stamp,
     )
     # Three tables are projections of one per-series frame: compute it once.
     series = output_columns(plan.series).persist(StorageLevel.MEMORY_AND_DISK)

@@ -14,10 +14,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from replenish.features.settings import FREQUENCIES
+from replenish.inventory.settings import inventory_settings
 from replenish.report import collect_report_data, render_report
 from replenish.runtime import JobContext, job_main
-from replenish_jobs.inventory import resolve_settings
+from replenish.shared import FREQUENCIES
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
-    settings = resolve_settings(ctx, args.freq)
+    settings = inventory_settings(ctx.settings, args.freq)
     versions = ctx.lake.versions(TABLES.values())
     frames = {
         key: ctx.lake.read(name, version=versions[name]) if versions[name] is not None else None
         for key, name in TABLES.items()
     }
-    data = collect_report_data(settings=settings, samples=max(args.samples, 0), **frames)
+    data = collect_report_data(
+        settings=settings,
+        samples=max(args.samples, 0),
+        plan=frames["plan"],
+        safety_stock=frames["safety_stock"],
+        selection=frames["selection"],
+        accuracy=frames["accuracy"],
+        simulation=frames["simulation"],
+        forecast=frames["forecast"],
+        backtest=frames["backtest"],
+        demand=frames["demand"],
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_report(data), encoding="utf-8")

@@ -22,7 +22,6 @@ from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from replenish.errors import ValidationError
-from replenish.features.settings import FREQUENCIES
 from replenish.inventory.holdout import (
     compare_with_naive,
     holdout_periods,
@@ -30,12 +29,11 @@ from replenish.inventory.holdout import (
     replay_holdout,
     summarize_simulation,
 )
-from replenish.inventory.policy import RunStamp
-from replenish.inventory.runs import latest_run_id
+from replenish.inventory.settings import inventory_settings
 from replenish.io.once import append_once
 from replenish.runtime import JobContext, job_main
 from replenish.session import PLANNING_CONF, session_conf
-from replenish_jobs.inventory import resolve_settings
+from replenish.shared import FREQUENCIES, RunStamp, latest_run_id
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +51,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
-    settings = resolve_settings(ctx, args.freq)
+    settings = inventory_settings(ctx.settings, args.freq)
     versions = ctx.lake.versions(INPUTS)
     missing = [name for name in INPUTS[:3] if versions[name] is None]
     if missing:
@@ -75,17 +73,19 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     # Materialized once, before the replay, and persisted rather than locally checkpointed, so a lost
     # executor's blocks are recomputed from the lineage (see `replay_holdout`).
     plans = policies_by_cutoff(
-        backtest,
-        read("silver.series_profile"),
-        read("bronze.suppliers", "sku string, location string"),
-        read("bronze.products", "sku string"),
-        settings,
-        holdout,
-        stamp,
+        backtest=backtest,
+        profile=read("silver.series_profile"),
+        suppliers=read("bronze.suppliers", "sku string, location string"),
+        products=read("bronze.products", "sku string"),
+        settings=settings,
+        holdout=holdout,
+        stamp=stamp,
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         plans.count()
-        simulation = replay_holdout(plans, demand, settings, stamp, holdout).persist(StorageLevel.MEMORY_AND_DISK)
+        simulation = replay_holdout(
+            plans=plans, demand=demand, settings=settings, stamp=stamp, holdout=holdout
+        ).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             written = append_once(ctx.lake, simulation, "gold.inventory_simulation", match={"run_id": ctx.run_id})
             summary = summarize_simulation(simulation).toPandas()

@@ -123,7 +123,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return section({where: value}, where, hint)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)

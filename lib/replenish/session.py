@@ -112,8 +112,8 @@ def session_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]
     try:
         yield
     finally:
-        for key, value in previous.items():
-            if value is None:
+        for key, old in previous.items():
+            if old is None:
                 spark.conf.unset(key)
             else:
-                spark.conf.set(key, value)
+                spark.conf.set(key, old)

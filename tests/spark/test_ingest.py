@@ -306,3 +306,20 @@ def test_every_row_is_either_good_or_quarantined(spark) -> None:
         "pack_size is not positive": 1,
         "moq is not a number": 1,
     }
+
+
+def test_the_job_sets_its_parser_settings_for_its_own_duration(spark, lake, tmp_path) -> None:
+    # run-all runs every job in one session: ingest's settings must not leak into the jobs after it.
+    from replenish.ingest.read import SESSION_SETTINGS
+    from replenish.session import session_conf
+
+    source = tmp_path / "sales.csv"
+    source.write_text("sku,date,quantity\nA,2024-01-01,3\nB,2024-1-5,1\n")
+    before = {key: "true" if "Pruning" in key else "EXCEPTION" for key in SESSION_SETTINGS}
+    with session_conf(spark, before):
+        assert ingest.main(["sales", str(source), "--lake", lake.root], spark=spark) == 0
+        assert {key: spark.conf.get(key) for key in SESSION_SETTINGS} == before
+    # Inside the job the settings held: the pre-3.0-only date was quarantined, not an error.
+    assert [r["reason"] for r in lake.read("quarantine.sales").collect()] == [
+        "date is not a date (yyyy-MM-dd): '2024-1-5'"
+    ]

@@ -21,6 +21,8 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,15 +40,13 @@ from replenish.inventory.distributions import (
     smoothed_empirical_quantile,
 )
 from replenish.inventory.ops import NUMPY, SPARK, col
-from replenish.inventory.policy import (
-    RunStamp,
-    _empirical_quantile,
-    _error_windows,
-    _independent_windows,
-    _smoothed_quantile,
-    _windowed_demand_rate,
-    plan_inventory,
-    series_terms,
+from replenish.inventory.policy import plan_inventory, series_terms
+from replenish.inventory.policy_sql import (
+    empirical_quantile,
+    error_windows,
+    independent_windows,
+    smoothed_quantile,
+    windowed_demand_rate,
 )
 from replenish.inventory.schemas import (
     MODEL_SELECTION_SCHEMA,
@@ -54,6 +54,7 @@ from replenish.inventory.schemas import (
     SAFETY_STOCK_SCHEMA,
 )
 from replenish.inventory.settings import InventoryConfig, SelectionConfig
+from replenish.shared import RunStamp
 
 pytestmark = pytest.mark.spark
 
@@ -373,7 +374,7 @@ def test_the_empirical_quantile_takes_the_conformal_rank(spark) -> None:
     # needs the 29th (the plain ⌈30 · 0.93⌉ = 28th covers 90.3 %); a rank past 30 takes the largest.
     samples = spark.createDataFrame([([float(v) for v in range(1, 31)],)], "samples array<double>")
     picked = samples.selectExpr(
-        *[f"{_empirical_quantile('samples', str(level))} AS q{i}" for i, level in enumerate((0.93, 0.5, 0.99))]
+        *[f"{empirical_quantile('samples', str(level))} AS q{i}" for i, level in enumerate((0.93, 0.5, 0.99))]
     ).collect()[0]
     assert (picked["q0"], picked["q1"], picked["q2"]) == (29.0, 16.0, 30.0)
 
@@ -386,7 +387,7 @@ def test_overlapping_error_windows_count_as_fewer_independent_draws(spark) -> No
     path = [(fold, step, 1.0) for fold, steps in folds for step in range(1, steps + 1)]
     frame = spark.createDataFrame([(path,)], "path array<struct<fold: int, step: int, error: double>>")
     row = frame.selectExpr(
-        f"size({_error_windows('path', '4')}) AS windows", f"{_independent_windows('path', '4')} AS independent"
+        f"size({error_windows('path', '4')}) AS windows", f"{independent_windows('path', '4')} AS independent"
     ).collect()[0]
     assert (row["windows"], row["independent"]) == (15, 8.5)
 
@@ -436,7 +437,7 @@ def test_the_smoothed_empirical_quantile_in_sql_matches_numpy(spark) -> None:
         samples = sorted(float(v) for v in rng.gamma(0.4, 5.0, 30) - 2.0)
         rows.append((samples, width, coverage))
     frame = spark.createDataFrame(rows, "samples array<double>, width double, coverage double")
-    got = frame.selectExpr(_smoothed_quantile("samples", "width", "`coverage`").alias("x")).collect()
+    got = frame.selectExpr(smoothed_quantile("samples", "width", "`coverage`").alias("x")).collect()
     for (samples, width, coverage), row in zip(rows, got, strict=True):
         if width == 0.0:
             assert row["x"] is None  # the plain quantile applies
@@ -580,6 +581,15 @@ def test_the_pool_mean_error_corrects_the_demand_rate(spark) -> None:
     assert plans[True].loc["C", "demand_per_period"] == pytest.approx(10.0)
 
 
+# Tests that read Spark's plans or generated code go through private APIs (`DataFrame._jdf`) whose text
+# format is Spark 3.5's. Each guards a speed-up measured in docs/benchmarks.md.
+SPARK_UPGRADE = (
+    "This check reads Spark internals (checked on Spark 3.5). After a Spark upgrade: if only the text "
+    "format changed, adapt the parsing; if the plan changed, rerun benchmarks/inventory_bench.py and keep "
+    "the check only while the speed-up it guards (docs/benchmarks.md) still holds."
+)
+
+
 def _shuffle_keys(df) -> list[tuple[str, ...]]:
     """The keys of every hash-partitioning exchange in `df`'s physical plan, without expression ids."""
     import re
@@ -604,7 +614,7 @@ def test_the_plan_shuffles_each_input_once_by_sku(spark) -> None:
     with session_conf(spark, no_broadcast):
         default = _shuffle_keys(plan_inventory(**inputs(spark), settings=InventoryConfig(), stamp=STAMP).series)
     expected = {("sku",), ("sku", "location", "model"), ("model", "pool")}
-    assert planned and set(planned) <= expected
+    assert planned and set(planned) <= expected, f"unexpected shuffles {planned}. {SPARK_UPGRADE}"
     # The forecast once, the backtest twice: for the series' errors and, narrower, for the pooled shares.
     assert planned.count(("sku", "location", "model")) <= 3
     assert len(default) > len(planned)
@@ -623,9 +633,9 @@ def test_planning_aggregates_without_the_two_level_hash_map(spark) -> None:
         return "\n".join(str(stages.apply(i)._2()) for i in range(stages.size()))
 
     planned, default = generated_code(PLANNING_CONF), generated_code({})
-    assert "hashAgg_doAggregateWithKeys" in planned
-    assert "FastHashMap" in default
-    assert "FastHashMap" not in planned
+    assert "hashAgg_doAggregateWithKeys" in planned, SPARK_UPGRADE
+    assert "FastHashMap" in default, SPARK_UPGRADE
+    assert "FastHashMap" not in planned, f"the two-level hash map is back in the plan's aggregations. {SPARK_UPGRADE}"
 
 
 def test_the_policy_above_the_model_choice_is_code_generated_whole(spark) -> None:
@@ -636,8 +646,9 @@ def test_the_policy_above_the_model_choice_is_code_generated_whole(spark) -> Non
     series = plan_inventory(**inputs(spark), settings=settings, stamp=STAMP).series
     lines = series._jdf.queryExecution().optimizedPlan().toString().splitlines()
     above_window = lines[: next(i for i, line in enumerate(lines) if "Window [" in line)]
-    assert above_window
-    assert not [line[:120] for line in above_window if "lambdafunction" in line or "to_json" in line]
+    assert above_window, SPARK_UPGRADE
+    uncompiled = [line[:120] for line in above_window if "lambdafunction" in line or "to_json" in line]
+    assert not uncompiled, f"expressions without generated code above the model choice: {uncompiled}. {SPARK_UPGRADE}"
 
 
 def test_the_windowed_demand_rate_counts_the_last_step_in_part(spark) -> None:
@@ -651,7 +662,7 @@ def test_the_windowed_demand_rate_counts_the_last_step_in_part(spark) -> None:
         (None, 2.0),
     ]
     df = spark.createDataFrame(rows, "path array<struct<step: int, yhat: double>>, periods double")
-    rate = _windowed_demand_rate("path", "`periods`", 4)
+    rate = windowed_demand_rate("path", "`periods`", 4)
     assert [r[0] for r in df.selectExpr(str(rate)).collect()] == pytest.approx([15.0, 20.0, 0.0, 0.0, 0.0])
 
 
@@ -695,3 +706,37 @@ def test_backtest_grid_and_rows_outside_it(spark) -> None:
     assert (part["backtest_periods"] * 3 == full["backtest_periods"] * 2).all()
     path = full.loc[("D", "good")]["error_path"]
     assert [(cell["fold"], cell["step"]) for cell in path] == [(f, s) for f in (1, 2, 3) for s in range(1, 29)]
+
+
+PLANS = Path(__file__).resolve().parent / "plans"
+UPDATE_PLANS = "REPLENISH_UPDATE_PLANS"
+
+
+def normalized_optimized_plan(df) -> str:
+    """`df`'s optimized logical plan without expression ids, every field printed."""
+    import re
+
+    text = df._jdf.queryExecution().optimizedPlan().toString()
+    return re.sub(r"#\d+L?", "", text).rstrip() + "\n"
+
+
+@pytest.mark.parametrize(("case", "settings"), [("cycle_empirical", InventoryConfig())])
+def test_the_optimized_plan_did_not_change(spark, case: str, settings: InventoryConfig) -> None:
+    # A refactoring of the plan (stages, SQL builders) must leave what Spark runs alone: the inventory
+    # benchmark's figures and the gold tables depend on it. The stored plans are of this file's inputs.
+    from replenish.session import PLANNING_CONF, session_conf
+
+    with session_conf(spark, {**PLANNING_CONF, "spark.sql.debug.maxToStringFields": "100000"}):
+        plan = plan_inventory(**inputs(spark), settings=settings, stamp=STAMP)
+        actual = normalized_optimized_plan(plan.series)
+    stored = PLANS / f"inventory_{case}.plan"
+    if os.environ.get(UPDATE_PLANS) == "1":
+        stored.write_text(actual)
+    expected = stored.read_text()
+    assert actual == expected, (
+        f"The optimized plan of plan_inventory ({case}) differs from {stored.relative_to(PLANS.parents[1])}. "
+        "If the change is deliberate (a change of the policy's maths or columns, or a Spark upgrade), "
+        f"rerun this test with {UPDATE_PLANS}=1 to store the new plan, check that the gold tables of a demo "
+        "run are what you expect, rerun benchmarks/inventory_bench.py, and commit the new plan file with "
+        "the reason. Otherwise the refactoring changed what Spark runs: undo it."
+    )

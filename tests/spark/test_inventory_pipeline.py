@@ -23,11 +23,18 @@ from replenish.inventory.schemas import (
     REPLENISHMENT_PLAN_SCHEMA,
     SAFETY_STOCK_SCHEMA,
 )
-from replenish.io.bi import duckdb_connect
+from replenish.io.bi import duckdb_connect, spark_views
 from replenish.io.lake import Lake
-from replenish.report.bi import INVENTORY_TABLES, spark_views
 
 pytestmark = pytest.mark.spark
+
+INVENTORY_TABLES: tuple[str, ...] = (
+    "gold.replenishment_plan",
+    "gold.safety_stock",
+    "gold.model_selection",
+    "gold.forecast_accuracy",
+    "gold.inventory_simulation",
+)
 
 LAST = dt.date(2024, 2, 28)
 DAYS = 150
@@ -247,8 +254,18 @@ def pipeline(spark, tmp_path_factory) -> dict:
     return {"lake": lake, "codes": codes, "report": root / "report.html"}
 
 
-def test_jobs_succeed(pipeline) -> None:
+def test_jobs_succeed_and_each_writes_its_own_run(pipeline) -> None:
     assert pipeline["codes"] == {"inventory": 0, "simulate": 0, "report": 0}
+    lake = pipeline["lake"]
+
+    def run_ids(name: str) -> set[str]:
+        return {row["run_id"] for row in lake.read(name).select("run_id").distinct().collect()}
+
+    for name in ("gold.model_selection", "gold.safety_stock", "gold.replenishment_plan", "gold.forecast_accuracy"):
+        assert run_ids(name) == {"20240229T000000-inv"}, name
+    assert run_ids("gold.inventory_simulation") == {"20240229T000000-sim"}
+    # The report shows the inventory run just written, not an empty shell.
+    assert "inventory run 20240229T000000-inv" in pipeline["report"].read_text()
 
 
 def test_inventory_job_writes_the_documented_tables_from_the_latest_run(pipeline) -> None:

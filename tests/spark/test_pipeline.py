@@ -83,7 +83,9 @@ def test_every_table_is_written(pipeline: dict) -> None:
     missing = {name for name in EXPECTED_TABLES if not lake.exists(name)}
     assert not missing
     assert all(lake.describe(name)["rows"] > 0 for name in EXPECTED_TABLES)
-    assert (pipeline["lake"].root + "/report.html") and Path(pipeline["lake"].root, "report.html").stat().st_size > 0
+    report = Path(lake.root, "report.html")
+    assert report.is_file(), f"run-all wrote no report at {report}"
+    assert report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
 def test_gold_tables_read_alike_in_spark_delta_rs_and_duckdb(pipeline: dict) -> None:
@@ -133,7 +135,13 @@ def test_reingesting_the_same_files_adds_nothing(pipeline: dict, spark, capsys) 
     before = {name: lake.version(name) for name in ("bronze.sales", "quarantine.sales")}
     assert ingest.main(["--all", str(pipeline["raw"]), "--lake", lake.root], spark=spark) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert json.dumps(summary).count('"added_to_bronze": 0') >= 1
+    entities = summary["entities"]
+    assert {"sales", "products", "locations", "interactions", "suppliers", "inventory"} <= set(entities)
+    # Every entity read its rows again and added none of them, to bronze or to the quarantine.
+    assert {e: (r["rows_read"] > 0, r["added_to_bronze"], r["added_to_quarantine"]) for e, r in entities.items()} == {
+        e: (True, 0, 0) for e in entities
+    }
+    assert all(r["already_in_bronze"] == r["good"] for r in entities.values())
     assert {name: lake.version(name) for name in before} == before
 
 
@@ -144,7 +152,32 @@ def test_the_results_notebook_runs_against_the_lake(pipeline: dict, spark, monke
     namespace: dict = {"__name__": "notebook"}
     for cell in cells:
         exec(compile(cell, "02_explore_results.py", "exec"), namespace)
-    assert namespace["accuracy"].count() > 0
+    # The notebook's accuracy table is the latest run's backtest averaged by demand class and model.
+    lake: Lake = pipeline["lake"]
+    backtest = lake.read("gold.forecast_backtest").toPandas()
+    latest = backtest[backtest["run_id"] == backtest["run_id"].max()]
+    profile = lake.read("silver.series_profile").toPandas()[["freq", "sku", "location", "demand_class"]]
+    joined = latest.merge(profile, on=["freq", "sku", "location"])
+    expected = joined.groupby(["demand_class", "model"]).agg(
+        series=("sku", lambda s: len(set(zip(s, joined.loc[s.index, "location"], strict=True)))),
+        mase=("mase", "mean"),
+    )
+    accuracy = namespace["accuracy"].toPandas().set_index(["demand_class", "model"]).sort_index()
+    assert list(accuracy.columns) == ["series", "mase", "wape", "coverage_80"]
+    assert accuracy.index.tolist() == expected.sort_index().index.tolist()
+    assert accuracy["series"].tolist() == expected.sort_index()["series"].tolist()
+    assert accuracy["mase"].to_numpy() == pytest.approx(expected.sort_index()["mase"].round(3).to_numpy(), abs=1e-3)
+    # One series' forecast: every model of the latest run over the whole horizon, intervals ordered.
+    future = namespace["future"].toPandas()
+    forecast = lake.read("gold.forecast").toPandas()
+    series = namespace["series"]
+    of_series = forecast[
+        (forecast["run_id"] == forecast["run_id"].max())
+        & (forecast["sku"] == series.sku)
+        & (forecast["location"] == series.location)
+    ]
+    assert len(future) == len(of_series) > 0
+    assert (future["yhat_lo_80"] <= future["yhat"]).all() and (future["yhat"] <= future["yhat_hi_80"]).all()
 
 
 def test_run_all_passes_the_data_quality_gate_before_forecast_and_inventory(pipeline: dict) -> None:

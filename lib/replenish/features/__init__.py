@@ -32,13 +32,13 @@ from replenish.features.demand import (
     sales_date_range,
     table_lag_columns,
 )
-from replenish.features.settings import FREQUENCIES, FeaturesConfig, FrequencySettings
+from replenish.features.settings import FREQUENCIES, FeaturePeriods, FeaturesConfig
 
 __all__ = [
     "CALENDAR_COLUMNS",
     "FREQUENCIES",
+    "FeaturePeriods",
     "FeaturesConfig",
-    "FrequencySettings",
     "abc_classes",
     "add_calendar_features",
     "add_lag_features",

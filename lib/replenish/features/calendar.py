@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from replenish.errors import ConfigError, ValidationError
-from replenish.features.settings import check_freq
+from replenish.shared import check_freq
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

@@ -26,7 +26,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from replenish.errors import ValidationError
-from replenish.features.settings import FeaturesConfig, check_freq
+from replenish.features.settings import FeaturesConfig
+from replenish.shared import check_freq
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame

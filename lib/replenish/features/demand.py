@@ -34,7 +34,8 @@ from replenish.features.calendar import (
     complete_period_range,
     period_start_column,
 )
-from replenish.features.settings import FeaturesConfig, ReturnsPolicy, check_freq
+from replenish.features.settings import FeaturesConfig, ReturnsPolicy
+from replenish.shared import check_freq
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -10,14 +10,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from replenish.errors import ConfigError
+from replenish.shared import FREQUENCIES, Frequency, check_freq
 
-Frequency = Literal["D", "W", "M"]
-FREQUENCIES: tuple[str, ...] = ("D", "W", "M")
+# FREQUENCIES and check_freq are `replenish.shared`'s, importable from here as well.
+__all__ = ["FREQUENCIES", "FeaturePeriods", "FeaturesConfig", "Frequency", "ReturnsPolicy", "check_freq"]
+
 ReturnsPolicy = Literal["exclude", "net"]
 
 
 @dataclass(frozen=True)
-class FrequencySettings:
+class FeaturePeriods:
     """Period counts for one frequency; every number is in periods of that frequency.
 
     Attributes:
@@ -52,18 +54,16 @@ class FrequencySettings:
             raise ConfigError(f"new_series_periods must be >= 0, got {self.new_series_periods}")
 
 
-def _daily() -> FrequencySettings:
-    return FrequencySettings(
-        lags=(1, 7, 14, 28), rolling_windows=(7, 28), regular_price_window=28, new_series_periods=56
-    )
+def _daily() -> FeaturePeriods:
+    return FeaturePeriods(lags=(1, 7, 14, 28), rolling_windows=(7, 28), regular_price_window=28, new_series_periods=56)
 
 
-def _weekly() -> FrequencySettings:
-    return FrequencySettings(lags=(1, 2, 4, 52), rolling_windows=(4, 13), regular_price_window=8, new_series_periods=8)
+def _weekly() -> FeaturePeriods:
+    return FeaturePeriods(lags=(1, 2, 4, 52), rolling_windows=(4, 13), regular_price_window=8, new_series_periods=8)
 
 
-def _monthly() -> FrequencySettings:
-    return FrequencySettings(lags=(1, 2, 3, 12), rolling_windows=(3, 6), regular_price_window=3, new_series_periods=2)
+def _monthly() -> FeaturePeriods:
+    return FeaturePeriods(lags=(1, 2, 3, 12), rolling_windows=(3, 6), regular_price_window=3, new_series_periods=2)
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,9 @@ class FeaturesConfig:
     abc_thresholds: tuple[float, float] = (0.8, 0.95)
     xyz_thresholds: tuple[float, float] = (0.5, 1.0)
     grain: Literal["auto", "D", "W", "M"] = "auto"
-    daily: FrequencySettings = field(default_factory=_daily)
-    weekly: FrequencySettings = field(default_factory=_weekly)
-    monthly: FrequencySettings = field(default_factory=_monthly)
+    daily: FeaturePeriods = field(default_factory=_daily)
+    weekly: FeaturePeriods = field(default_factory=_weekly)
+    monthly: FeaturePeriods = field(default_factory=_monthly)
 
     def __post_init__(self) -> None:
         if self.freq not in FREQUENCIES:
@@ -116,13 +116,7 @@ class FeaturesConfig:
         if not self.country:
             raise ConfigError("features.country must name a country, e.g. US")
 
-    def for_freq(self, freq: str) -> FrequencySettings:
+    def for_freq(self, freq: str) -> FeaturePeriods:
         """The period counts of `freq` (D, W or M)."""
         check_freq(freq)
         return {"D": self.daily, "W": self.weekly, "M": self.monthly}[freq]
-
-
-def check_freq(freq: str) -> None:
-    """Raise ConfigError unless `freq` is D, W or M."""
-    if freq not in FREQUENCIES:
-        raise ConfigError(f"freq must be one of {', '.join(FREQUENCIES)}, got {freq!r}")

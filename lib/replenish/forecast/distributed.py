@@ -225,13 +225,13 @@ def forecast_tables(
     if missing:
         raise ValidationError(f"silver.demand lacks column(s) {missing}; it has {demand.columns}")
     of_freq = demand.where(F.col("freq") == F.lit(plan.freq))
-    last = of_freq.agg(F.max("date")).first()[0]
+    last = of_freq.agg(F.max("date")).collect()[0][0]
     if last is None:
         raise ValidationError(f"silver.demand has no rows of frequency {plan.freq}")
     start = _window_start(last, plan)
     rows = prepare_input(demand, profile, stored_orders, plan, start=start)
     if partitions is None:
-        n_series = rows.select(F.approx_count_distinct(F.concat_ws("\u0001", "sku", "location"))).first()[0] or 1
+        n_series = rows.select(F.approx_count_distinct(F.concat_ws("\u0001", "sku", "location"))).collect()[0][0] or 1
         parallelism = rows.sparkSession.sparkContext.defaultParallelism
         partitions = max(parallelism, math.ceil(n_series / series_per_partition))
     holidays = _future_holidays(start, last, plan, country)

@@ -498,7 +498,7 @@ def run_candidate(
             status = "fallback"
             if name == Arima.name:
                 not_retried = isinstance(exc, _NotRetried) and warm is not None
-                arima_failed_on = warm.selected_on if not_retried else plan.run_date
+                arima_failed_on = warm.selected_on if not_retried and warm is not None else plan.run_date
     raise FitError("; ".join(reasons))  # unreachable: `zero` cannot fail
 
 
@@ -546,8 +546,8 @@ def _fit_warm(
         reasons.append(f"reused orders failed ({exc}): searched again")
         return None
     current, reference = mean_mase(fitted.folds), warm.reference_mase
-    comparable = reference is not None and warm.reference_backtest == _protocol(plan) and math.isfinite(current)
-    if comparable and current > reference * (1 + plan.degradation_threshold):
+    comparable = warm.reference_backtest == _protocol(plan) and math.isfinite(current)
+    if reference is not None and comparable and current > reference * (1 + plan.degradation_threshold):
         reasons.append(
             f"reused {warm.orders.describe()} degraded: backtest MASE {current:.3f} > reference "
             f"{reference:.3f} x {1 + plan.degradation_threshold:g}: searched again"

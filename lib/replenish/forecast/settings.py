@@ -12,6 +12,7 @@ from typing import Literal
 
 from replenish.errors import ConfigError
 from replenish.neural.settings import LstmSettings
+from replenish.shared import check_freq
 
 ForecastMode = Literal["auto", "baseline", "arima", "lstm"]
 FORECAST_MODES: tuple[str, ...] = ("auto", "baseline", "arima", "lstm")
@@ -20,7 +21,7 @@ REGRESSORS: tuple[str, ...] = ("price_ratio", "promo", "is_holiday", "views_rati
 
 
 @dataclass(frozen=True)
-class FrequencySettings:
+class ForecastPeriods:
     """Period counts of one frequency; every number is in periods of that frequency.
 
     Attributes:
@@ -48,16 +49,16 @@ class FrequencySettings:
             raise ConfigError(f"recent_periods must be >= 1, got {self.recent_periods}")
 
 
-def _daily() -> FrequencySettings:
-    return FrequencySettings(season_length=7, train_periods=182, min_arima_periods=56, recent_periods=28)
+def _daily() -> ForecastPeriods:
+    return ForecastPeriods(season_length=7, train_periods=182, min_arima_periods=56, recent_periods=28)
 
 
-def _weekly() -> FrequencySettings:
-    return FrequencySettings(season_length=52, train_periods=156, min_arima_periods=26, recent_periods=8)
+def _weekly() -> ForecastPeriods:
+    return ForecastPeriods(season_length=52, train_periods=156, min_arima_periods=26, recent_periods=8)
 
 
-def _monthly() -> FrequencySettings:
-    return FrequencySettings(season_length=12, train_periods=60, min_arima_periods=18, recent_periods=3)
+def _monthly() -> ForecastPeriods:
+    return ForecastPeriods(season_length=12, train_periods=60, min_arima_periods=18, recent_periods=3)
 
 
 @dataclass(frozen=True)
@@ -280,9 +281,9 @@ class ForecastConfig:
     croston: CrostonSettings = field(default_factory=CrostonSettings)
     warm_start: WarmStartSettings = field(default_factory=WarmStartSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
-    daily: FrequencySettings = field(default_factory=_daily)
-    weekly: FrequencySettings = field(default_factory=_weekly)
-    monthly: FrequencySettings = field(default_factory=_monthly)
+    daily: ForecastPeriods = field(default_factory=_daily)
+    weekly: ForecastPeriods = field(default_factory=_weekly)
+    monthly: ForecastPeriods = field(default_factory=_monthly)
     lstm: LstmSettings = field(default_factory=LstmSettings)
 
     def __post_init__(self) -> None:
@@ -314,7 +315,7 @@ class ForecastConfig:
             if name not in MODELS:
                 raise ConfigError(f"forecast.routing.{demand_class}: unknown model {name!r}; known: {sorted(MODELS)}")
 
-    def for_freq(self, freq: str) -> FrequencySettings:
+    def for_freq(self, freq: str) -> ForecastPeriods:
         """The period counts of `freq` (D, W or M)."""
         check_freq(freq)
         return {"D": self.daily, "W": self.weekly, "M": self.monthly}[freq]
@@ -388,7 +389,7 @@ class ForecastPlan:
     freq: str
     mode: ForecastMode
     horizon: int
-    windows: FrequencySettings
+    windows: ForecastPeriods
     folds: int
     backtest_horizon: int
     backtest_step: int
@@ -421,12 +422,6 @@ def resolve_freq(*, requested: str | None, configured: str, present: tuple[str, 
     if len(present) == 1:
         return present[0], "the only frequency in silver.demand"
     return configured, "features.freq" + (f" (silver.demand holds {', '.join(sorted(present))})" if present else "")
-
-
-def check_freq(freq: str) -> None:
-    """Raise ConfigError unless `freq` is D, W or M."""
-    if freq not in ("D", "W", "M"):
-        raise ConfigError(f"freq must be one of D, W, M, got {freq!r}")
 
 
 def default_plan(freq: str = "D", **overrides: object) -> ForecastPlan:

@@ -13,10 +13,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from replenish.inventory.policy import RunStamp
 from replenish.inventory.schemas import FORECAST_ACCURACY_SCHEMA, conform
-from replenish.inventory.selection import SERIES_KEYS, require_columns
 from replenish.inventory.settings import InventoryConfig
+from replenish.shared import SERIES_KEYS, RunStamp, require_columns
 
 METRICS: tuple[str, ...] = ("mase", "wape", "bias", "rmse", "coverage_80", "coverage_95")
 SELECTED = "selected"

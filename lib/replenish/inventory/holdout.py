@@ -10,7 +10,7 @@ Protocol (no information from the hold-out reaches the policy that is replayed o
    and only the backtest periods *before* the cutoff are the error sample that selects the model and
    sizes the safety stock. Lead times, costs and classes come from the current bronze / silver tables.
 3. That policy is in force from its cutoff until the next one. Every series is replayed period by
-   period over the hold-out (`simulate.simulate_series`): its actual demand from `silver.demand`, lead
+   period over the hold-out (`replay.simulate_series`): its actual demand from `silver.demand`, lead
    times drawn per order from the supplier's mean and standard deviation, backorders, starting just
    after a replenishment. Series without a complete plan (levels known) at every hold-out cutoff are
    left out.
@@ -33,11 +33,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from replenish.errors import ValidationError
-from replenish.inventory.policy import RunStamp, plan_inventory
+from replenish.inventory.policy import plan_inventory
+from replenish.inventory.replay import SERIES_INPUT_COLUMNS, series_output_schema, simulate_series
 from replenish.inventory.schemas import INVENTORY_SIMULATION_SCHEMA, conform
-from replenish.inventory.selection import SERIES_KEYS, backtest_grid, require_columns
+from replenish.inventory.selection import backtest_grid
 from replenish.inventory.settings import InventoryConfig
-from replenish.inventory.simulate import SERIES_INPUT_COLUMNS, series_output_schema, simulate_series
+from replenish.shared import SERIES_KEYS, RunStamp, require_columns
 
 FORECAST_VALUE_COLUMNS: tuple[str, ...] = ("yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95")
 ALL_CLASSES = "ALL"
@@ -96,6 +97,7 @@ def errors_before(backtest: DataFrame, cutoff: dt.date) -> DataFrame:
 
 
 def policies_by_cutoff(
+    *,
     backtest: DataFrame,
     profile: DataFrame,
     suppliers: DataFrame,
@@ -118,14 +120,14 @@ def policies_by_cutoff(
     plans = []
     for cutoff, valid_to in zip(holdout.cutoffs, ends, strict=True):
         plan = plan_inventory(
-            forecast_as_of(backtest, cutoff),
-            errors_before(backtest, cutoff),
-            profile,
-            suppliers,
-            empty_inventory,
-            products,
-            settings,
-            stamp,
+            forecast=forecast_as_of(backtest, cutoff),
+            backtest=errors_before(backtest, cutoff),
+            profile=profile,
+            suppliers=suppliers,
+            inventory=empty_inventory,
+            products=products,
+            settings=settings,
+            stamp=stamp,
             grid=grid,
         )
         plans.append(
@@ -152,6 +154,7 @@ def policies_by_cutoff(
 
 
 def replay_holdout(
+    *,
     plans: DataFrame,
     demand: DataFrame,
     settings: InventoryConfig,

@@ -24,7 +24,7 @@ recommended orders. Per series:
    the chosen forecast's errors summed over P-period windows of the backtests (for α the
    ⌈n·α·(m + 1)/m⌉-th smallest of n windows, m ≈ Σ_f 1.5·H_f / P the independent draws among them,
    for the windows of a fold of H_f periods overlap (`formulas.conformal_rank`,
-   `_independent_windows`); for β the smallest value whose expected shortfall meets the target),
+   `policy_sql.independent_windows`); for β the smallest value whose expected shortfall meets the target),
    combined with the lead-time term
    as √(SS_demand² + (z·d·σ_L)²). The other series of skewed demand classes (`skewed_classes`:
    erratic, intermittent and lumpy by default), for a cycle target, take the α-quantile of a gamma
@@ -48,61 +48,42 @@ reason.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from replenish.inventory import formulas
-from replenish.inventory.distributions import (
-    cycle_service_factor,
-    rounding_allowance_coefficients,
-    rounding_allowance_variable,
-)
+from replenish.inventory.distributions import rounding_allowance_variable
 from replenish.inventory.ops import SPARK, Sql, col, literal, sql
+from replenish.inventory.policy_sql import (
+    conformal_rank,
+    empirical_fill_rate_quantity,
+    empirical_quantile,
+    error_windows,
+    in_demand_classes,
+    independent_windows,
+    joined_notes,
+    rounding_share,
+    service_class_maps,
+    smoothed_quantile,
+    valid_number,
+    windowed_demand_rate,
+)
 from replenish.inventory.schemas import (
     MODEL_SELECTION_SCHEMA,
     REPLENISHMENT_PLAN_SCHEMA,
     SAFETY_STOCK_SCHEMA,
     conform,
 )
-from replenish.inventory.selection import (
-    SERIES_KEYS,
-    BacktestGrid,
-    backtest_grid,
-    choose_forecasts,
-    partition_by_sku,
-    require_columns,
-)
+from replenish.inventory.selection import BacktestGrid, backtest_grid, choose_forecasts, partition_by_sku
 from replenish.inventory.settings import DAYS_PER_YEAR, InventoryConfig
+from replenish.shared import SERIES_KEYS, RunStamp, require_columns
 
 PROFILE_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "demand_class", "abc_xyz")
 SUPPLIER_COLUMNS: tuple[str, ...] = ("sku", "location")
 INVENTORY_COLUMNS: tuple[str, ...] = ("sku", "location", "on_hand")
 PRODUCT_COLUMNS: tuple[str, ...] = ("sku",)
-# Halvings of the bisection in `_smoothed_quantile`.
-SMOOTHED_QUANTILE_STEPS = 24
-# Independent draws per disjoint window that a fold's overlapping error windows count for
-# (`_independent_windows`).
-OVERLAPPING_WINDOW_DRAWS = 1.5
-
-
-@dataclass(frozen=True)
-class RunStamp:
-    """Run metadata stamped on every output row.
-
-    Attributes:
-        run_id: this inventory run.
-        run_date: its business date.
-        config_hash: hash of the settings it ran with.
-        forecast_run_id: the `gold.forecast` run it planned from.
-    """
-
-    run_id: str
-    run_date: dt.date
-    config_hash: str
-    forecast_run_id: str
 
 
 @dataclass(frozen=True)
@@ -126,32 +107,6 @@ class InventoryPlan:
     def project(self, series: DataFrame) -> InventoryPlan:
         """The same outputs projected from `series` (e.g. after persisting it)."""
         return outputs_from_series(series)
-
-
-def service_class_maps(settings: InventoryConfig) -> dict[str, Sql]:
-    """Per-row service target, z = Φ⁻¹(target) and z of the default, looked up by `abc_xyz`.
-
-    The factors come from scipy on the driver (a handful of configured targets) as literal maps:
-    no join, and no approximation of Φ⁻¹ in SQL.
-    """
-    classes = sorted(settings.service_targets)
-    targets = {c: float(settings.service_targets[c]) for c in classes}
-    target_map = ", ".join(f"{literal(c)}, {literal(v)}" for c, v in targets.items())
-    factor_map = ", ".join(f"{literal(c)}, {literal(cycle_service_factor(v))}" for c, v in targets.items())
-    lookup = "element_at(map({entries}), `abc_xyz`)"
-    if not classes:
-        return {
-            "service_target": Sql(literal(settings.service_level)),
-            "cycle_factor": Sql(literal(cycle_service_factor(settings.service_level))),
-            "has_class_target": Sql("FALSE"),
-        }
-    return {
-        "service_target": sql(f"coalesce({lookup.format(entries=target_map)}, {literal(settings.service_level)})"),
-        "cycle_factor": sql(
-            f"coalesce({lookup.format(entries=factor_map)}, {literal(cycle_service_factor(settings.service_level))})"
-        ),
-        "has_class_target": sql(f"{lookup.format(entries=target_map)} IS NOT NULL"),
-    }
 
 
 def _inventory_snapshots(inventory: DataFrame) -> DataFrame:
@@ -241,141 +196,8 @@ def _profile_terms(profile: DataFrame, freq: str) -> DataFrame:
     )
 
 
-def _valid(column: str, *, positive: bool = False) -> Sql:
-    """`column` when it holds a usable non-negative (or positive) number, else NULL."""
-    bound = "> 0" if positive else ">= 0"
-    return sql(f"CASE WHEN NOT isnan(`{column}`) AND `{column}` {bound} THEN `{column}` END")
-
-
-def _windowed_demand_rate(path: str, periods: str, steps: int) -> Sql:
-    """Mean forecast per period over the first `periods` steps (fractional: the last step counts in part).
-
-    The path holds at most `steps` entries, so the sums are spelled out over its positions: an
-    `aggregate` with a lambda would take the whole stage out of code generation.
-    """
-    weights, demands = [], []
-    for position in range(steps):
-        entry = f"get(`{path}`, {position})"
-        weight = f"least(greatest({periods} - ({entry}.step - 1), 0D), 1D)"
-        weights.append(f"coalesce({weight}, 0D)")
-        demands.append(f"coalesce({weight} * {entry}.yhat, 0D)")
-    if not weights:
-        return sql("0D")
-    return sql(f"greatest(({' + '.join(demands)}) / nullif({' + '.join(weights)}, 0D), 0D)")
-
-
-def _error_windows(path: str, length: str) -> Sql:
-    """Sorted sums of the backtest errors over every run of `length` consecutive steps within one fold."""
-    first, last = f"element_at(`{path}`, j)", f"element_at(`{path}`, j + {length} - 1)"
-    window = (
-        f"CASE WHEN j + {length} - 1 <= size(`{path}`) AND {first}.fold = {last}.fold "
-        f"AND {last}.step - {first}.step = {length} - 1 "
-        f"THEN aggregate(slice(`{path}`, j, {length}), 0D, (total, x) -> total + x.error) END"
-    )
-    starts = f"sequence(1, greatest(size(`{path}`) - {length} + 1, 1))"
-    return sql(f"array_sort(filter(transform({starts}, j -> {window}), w -> w IS NOT NULL))")
-
-
-def _independent_windows(path: str, length: str) -> Sql:
-    """How many independent draws the error windows of `length` periods are (Σ over folds).
-
-    The windows of one fold slide by one period, so a fold of H_f scored periods holds H_f − length + 1
-    windows, of which only H_f / length share no period. The overlapping ones still carry more than
-    the disjoint ones: overlapping batch means (Meketon & Schmeiser, 1984) estimate a variance with
-    2/3 the variance of the disjoint batches' estimate, i.e. as if from `OVERLAPPING_WINDOW_DRAWS` =
-    1.5 times as many. A fold counts min(1.5·H_f / length, H_f − length + 1) draws (folds shorter than
-    a window: none).
-    """
-    periods = f"size(filter(`{path}`, x -> x.fold = f))"
-    draws = f"least({OVERLAPPING_WINDOW_DRAWS}D * {periods} / {length}, {periods} - {length} + 1D)"
-    return sql(
-        f"aggregate(array_distinct(transform(`{path}`, x -> x.fold)), 0D, "
-        f"(total, f) -> total + CASE WHEN {periods} >= {length} THEN {draws} ELSE 0D END)"
-    )
-
-
-def _conformal_rank(samples: str, level: str, independent: str | None = None) -> Sql:
-    """`formulas.conformal_rank` of the sorted array `samples`: ⌈n·level·(m + 1)/m⌉, m independent draws."""
-    return formulas.conformal_rank(
-        sql(f"size(`{samples}`)"), sql(level), SPARK, None if independent is None else sql(independent)
-    )
-
-
-def _empirical_quantile(samples: str, level: str, independent: str | None = None) -> Sql:
-    """The sorted sample of conformal rank ⌈n·level·(m + 1)/m⌉, m independent draws (`_conformal_rank`)."""
-    return sql(f"element_at(`{samples}`, CAST({_conformal_rank(samples, level, independent)} AS INT))")
-
-
-def _smoothed_quantile(samples: str, width: str, coverage: str) -> Sql:
-    """`distributions.smoothed_empirical_quantile` of each row's sorted `samples`, in SQL.
-
-    H(x), the mean of Fₙ over [x, x + w), rises from 0 at e₁ − w to 1 at eₙ; x is found by
-    bisection over that range (`SMOOTHED_QUANTILE_STEPS` halvings, each one pass over the samples:
-    exact to the range / 2²⁴, and linear in n where evaluating H at all 2n breaks is quadratic).
-    NULL where w ≤ 0 (the plain quantile applies).
-    """
-
-    def smoothed(x: str) -> str:
-        clipped = f"least(greatest({x} + `{width}` - e, 0D), `{width}`)"
-        return f"aggregate(`{samples}`, 0D, (total, e) -> total + {clipped}) / (size(`{samples}`) * `{width}`)"
-
-    middle = "(bounds.low + bounds.high) / 2D"
-    step = (
-        f"CASE WHEN {smoothed(middle)} >= {coverage} THEN named_struct('low', bounds.low, 'high', {middle}) "
-        f"ELSE named_struct('low', {middle}, 'high', bounds.high) END"
-    )
-    start = f"named_struct('low', element_at(`{samples}`, 1) - `{width}`, 'high', element_at(`{samples}`, -1))"
-    return sql(
-        f"CASE WHEN `{width}` > 0D THEN aggregate(sequence(1, {SMOOTHED_QUANTILE_STEPS}), {start}, "
-        f"(bounds, i) -> {step}, bounds -> bounds.high) END"
-    )
-
-
-def _empirical_fill_rate_quantity(samples: str, allowed_shortage: str) -> Sql:
-    """The smallest sorted sample x whose expected shortfall mean((e − x)⁺) is at most `allowed_shortage`."""
-    shortfall = f"aggregate(`{samples}`, 0D, (total, e) -> total + greatest(e - x, 0D)) / size(`{samples}`)"
-    return sql(
-        f"coalesce(element_at(filter(`{samples}`, x -> {shortfall} <= {allowed_shortage}), 1), "
-        f"element_at(`{samples}`, -1))"
-    )
-
-
-def _rounding_share(levels: list[float]) -> Sql:
-    """`distributions.rounding_allowance_share` of each row's `service_target`, in one small expression.
-
-    Coefficient j of every configured target sits in one literal map, read at the row's target, and
-    Horner's rule runs over the coefficients, so `rounding_variable` appears once per degree: a branch
-    per target with the polynomial spelled out repeats it per term and target, which the optimizer
-    then inlines. (An `aggregate` over an array of coefficients would take the stage out of code
-    generation.) A target without coefficients gets 0.
-    """
-    coefficients = {level: rounding_allowance_coefficients(level) for level in levels}
-    degree = max(len(c) for c in coefficients.values()) - 1
-
-    def coefficient(power: int) -> str:
-        entries = ", ".join(
-            f"{literal(level)}, {literal(c[power] if power < len(c) else 0.0)}" for level, c in coefficients.items()
-        )
-        return f"element_at(map({entries}), `service_target`)"
-
-    horner = coefficient(degree)
-    for power in range(degree - 1, -1, -1):
-        horner = f"({horner}) * `rounding_variable` + {coefficient(power)}"
-    floor = "(1D - `service_target`)"
-    return sql(
-        f"CASE WHEN `rounding_variable` >= 1D THEN {floor} "
-        f"ELSE least(greatest(coalesce({horner}, 0D), {floor}), 0.5D) END"
-    )
-
-
-def _in_demand_classes(classes: tuple[str, ...]) -> Sql:
-    """TRUE where the row's `demand_class` is one of `classes` (FALSE for a missing class)."""
-    if not classes:
-        return sql("FALSE")
-    return sql(f"coalesce(`demand_class` IN ({', '.join(literal(c) for c in classes)}), FALSE)")
-
-
 def plan_inventory(
+    *,
     forecast: DataFrame,
     backtest: DataFrame,
     profile: DataFrame,
@@ -384,7 +206,6 @@ def plan_inventory(
     products: DataFrame,
     settings: InventoryConfig,
     stamp: RunStamp,
-    *,
     grid: BacktestGrid | None = None,
 ) -> InventoryPlan:
     """Model selection, safety stock and the replenishment plan for every series of a forecast run.
@@ -417,7 +238,7 @@ def plan_inventory(
     # `choose_forecasts`) instead of one per input.
     terms = series_terms(profile, suppliers, inventory, products, settings.freq)
     lead_time_days = sql(
-        f"coalesce({_valid('supplier_lead_time_mean_days')}, {literal(settings.default_lead_time_days)})"
+        f"coalesce({valid_number('supplier_lead_time_mean_days')}, {literal(settings.default_lead_time_days)})"
     )
     terms = terms.selectExpr(
         "*", ((lead_time_days + settings.review_period_days) / settings.period_days).alias("protection_periods")
@@ -434,37 +255,72 @@ def plan_inventory(
     return outputs_from_series(policy_columns(series, settings, stamp, grid.forecast_steps))
 
 
-def _notes(*items: tuple[str, str]) -> Sql:
-    """`'; '`-joined messages whose conditions hold, NULL when none does."""
-    parts = ", ".join(f"CASE WHEN {condition} THEN {literal(message)} END" for condition, message in items)
-    return sql(f"nullif(concat_ws('; ', {parts}), '')")
-
-
 def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp, forecast_steps: int) -> DataFrame:
     """Add every policy quantity to the joined per-series frame (see the module docstring).
 
-    `forecast_steps` bounds the length of each forecast path (`BacktestGrid.forecast_steps`).
-
-    Each stage is one `selectExpr` of SQL text (built with `ops.SPARK`), so planning needs few JVM
-    calls whatever the size of the formulas.
+    A chain of the stages below, each one or a few `selectExpr`s of SQL text (`policy_sql`), so planning
+    needs few JVM calls whatever the size of the formulas. `forecast_steps` bounds the length of each
+    forecast path (`BacktestGrid.forecast_steps`).
     """
-    period_days = settings.period_days
-    empirical = settings.intermittent_method == "empirical"
+    return (
+        chosen_series_inputs(series, settings=settings, stamp=stamp)
+        .transform(periods_and_forecast_rate, settings=settings, forecast_steps=forecast_steps)
+        .transform(demand_rate_and_spread, settings=settings)
+        .transform(service_factors, settings=settings)
+        .transform(parametric_safety_stock, settings=settings)
+        .transform(empirical_safety_stock, settings=settings)
+        .transform(with_rounding_allowance, settings=settings)
+        .transform(levels_and_order, settings=settings)
+        .transform(order_value_and_notes, settings=settings)
+    )
+
+
+# Columns the stages below read, as SQL text.
+_DEMAND = col("demand_per_period")
+_LEAD_TIME = col("lead_time_periods")
+_LEAD_TIME_STD = col("lead_time_std_periods")
+_REVIEW = col("review_periods")
+
+
+def _with_lead_time_term(demand_part: Sql) -> Sql:
+    """An empirical demand term joined by lead-time variability as an independent normal one."""
+    lead_time_term = SPARK.maximum(col("cycle_factor"), 0.0) * _DEMAND * _LEAD_TIME_STD
+    return SPARK.sqrt(SPARK.maximum(demand_part, 0.0) ** 2 + lead_time_term**2)
+
+
+def _sized_empirically(settings: InventoryConfig) -> bool:
+    return settings.intermittent_method == "empirical"
+
+
+def chosen_series_inputs(series: DataFrame, *, settings: InventoryConfig, stamp: RunStamp) -> DataFrame:
+    """The chosen forecast's columns and the series' inputs, defaults filled, stamped with the run.
+
+    Replaces the joined frame of `choose_forecasts` by: run_id, run_date, freq, sku, location,
+    forecast_run_id, config_hash; model, candidates, scored_candidates, candidate_scores,
+    selection_method, reason, blend_weights, backtest_periods, selection_metric, metric_value,
+    backtest_rmse, backtest_error_variance, backtest_level_error_variance, backtest_bias_share,
+    forecast_start, horizon, forecast_path, horizon_demand_rate, interval_error_std, error_path (NULL
+    unless kept); category, demand_class, abc_xyz, service_measure, service_target, cycle_factor;
+    lead_time_days, lead_time_std_days, review_period_days, moq, pack_size, ordering_cost, unit_cost
+    (invalid or missing values replaced by the defaults); on_hand, on_order, backorders,
+    snapshot_date; input_notes (which defaults were used).
+    """
     classes = service_class_maps(settings)
     supplier = "`has_supplier` IS NOT NULL"
-    lead_time_days = _valid("supplier_lead_time_mean_days")
-    lead_time_std_days = _valid("supplier_lead_time_std_days")
-    moq = _valid("supplier_moq")
-    pack_size = _valid("supplier_pack_size", positive=True)
-    ordering_cost = _valid("supplier_ordering_cost")
+    lead_time_days = valid_number("supplier_lead_time_mean_days")
+    lead_time_std_days = valid_number("supplier_lead_time_std_days")
+    moq = valid_number("supplier_moq")
+    pack_size = valid_number("supplier_pack_size", positive=True)
+    ordering_cost = valid_number("supplier_ordering_cost")
     unit_cost = sql(
-        f"coalesce({_valid('supplier_unit_cost', positive=True)}, {_valid('product_unit_cost', positive=True)})"
+        f"coalesce({valid_number('supplier_unit_cost', positive=True)}, "
+        f"{valid_number('product_unit_cost', positive=True)})"
     )
     kept_path = "error_path" in series.schema["chosen"].dataType.fieldNames()  # type: ignore[attr-defined]
     error_path = (
         "chosen.error_path" if kept_path else "CAST(NULL AS ARRAY<STRUCT<fold: INT, step: INT, error: DOUBLE>>)"
     )
-    df = series.selectExpr(
+    return series.selectExpr(
         f"{literal(stamp.run_id)} AS run_id",
         f"CAST({literal(stamp.run_date.isoformat())} AS DATE) AS run_date",
         f"{literal(settings.freq)} AS freq",
@@ -512,7 +368,7 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         "on_order",
         "backorders",
         "snapshot_date",
-        _notes(
+        joined_notes(
             ("`has_profile` IS NULL", "no series profile: default service target"),
             (
                 f"`has_profile` IS NOT NULL AND NOT {classes['has_class_target']}",
@@ -528,10 +384,17 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         ).alias("input_notes"),
     )
 
-    # Periods of the planning frequency, the forecast demand rate and the forecast error.
-    lead_time, lead_time_std, review = col("lead_time_periods"), col("lead_time_std_periods"), col("review_periods")
+
+def periods_and_forecast_rate(df: DataFrame, *, settings: InventoryConfig, forecast_steps: int) -> DataFrame:
+    """Lead time and review in periods of the plan's frequency, the forecast's rate and which σ to use.
+
+    Adds lead_time_periods, lead_time_std_periods, review_periods, protection_periods_planned (R + L),
+    forecast_demand_per_period (the chosen forecast's mean over R + L) and error_std_source
+    (`backtest` with enough scored periods, else `forecast_interval` with an interval, else `poisson`).
+    """
+    period_days = settings.period_days
     enough = f"`backtest_periods` >= {settings.selection.min_backtest_periods} AND `backtest_rmse` IS NOT NULL"
-    df = (
+    return (
         df.selectExpr(
             "*",
             (col("lead_time_days") / period_days).alias("lead_time_periods"),
@@ -540,11 +403,11 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         )
         .selectExpr(
             "*",
-            (lead_time + review).alias("protection_periods_planned"),
+            (_LEAD_TIME + _REVIEW).alias("protection_periods_planned"),
         )
         .selectExpr(
             "*",
-            _windowed_demand_rate("forecast_path", "`protection_periods_planned`", forecast_steps).alias(
+            windowed_demand_rate("forecast_path", "`protection_periods_planned`", forecast_steps).alias(
                 "forecast_demand_per_period"
             ),
             sql(
@@ -553,7 +416,17 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
             ).alias("error_std_source"),
         )
     )
-    d = col("demand_per_period")
+
+
+def demand_rate_and_spread(df: DataFrame, *, settings: InventoryConfig) -> DataFrame:
+    """The demand rate d the plan follows, its forecast error and the lot size.
+
+    Adds demand_per_period (the forecast rate, corrected by the pool's mean error when σ comes from
+    the backtest and `bias_correction` is on), forecast_error_std σ_d, level_error_std σ_b,
+    economic_order_quantity, lot_size (EOQ, else d·R, rounded to MOQ and packs), and
+    lead_time_demand_std and protection_demand_std (σ of demand over L and over R + L).
+    """
+    period_days = settings.period_days
     eoq = formulas.economic_order_quantity(
         col("horizon_demand_rate") * (DAYS_PER_YEAR / period_days),
         col("ordering_cost"),
@@ -561,7 +434,7 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
         SPARK,
     )
     bias = "greatest(1D + coalesce(`backtest_bias_share`, 0D), 0D)" if settings.bias_correction else "1D"
-    df = df.selectExpr(
+    return df.selectExpr(
         "*",
         sql(
             f"CASE WHEN `error_std_source` = 'backtest' THEN `forecast_demand_per_period` * {bias} "
@@ -578,17 +451,24 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
     ).selectExpr(
         "*",
         formulas.lot_size(
-            SPARK.fill_null(col("economic_order_quantity"), d * review), col("moq"), col("pack_size"), SPARK
+            SPARK.fill_null(col("economic_order_quantity"), _DEMAND * _REVIEW), col("moq"), col("pack_size"), SPARK
         ).alias("lot_size"),
         formulas.demand_std(
-            lead_time, col("forecast_error_std"), d, lead_time_std, SPARK, col("level_error_std")
+            _LEAD_TIME, col("forecast_error_std"), _DEMAND, _LEAD_TIME_STD, SPARK, col("level_error_std")
         ).alias("lead_time_demand_std"),
         formulas.demand_std(
-            lead_time + review, col("forecast_error_std"), d, lead_time_std, SPARK, col("level_error_std")
+            _LEAD_TIME + _REVIEW, col("forecast_error_std"), _DEMAND, _LEAD_TIME_STD, SPARK, col("level_error_std")
         ).alias("protection_demand_std"),
     )
 
-    # Safety factors of the normal model for the two protection intervals: L for (s, Q), R + L for (R, S).
+
+def service_factors(df: DataFrame, *, settings: InventoryConfig) -> DataFrame:
+    """Safety factors of the normal model for the two protection intervals: L for (s, Q), R + L for (R, S).
+
+    Adds factor_lead and factor_protection: z = Φ⁻¹(target) for a cycle target; for a fill rate the
+    k with G(k) = (1 − β)·Q / σ, after loss_target_lead and loss_target_protection (that right-hand
+    side, Q the lot size over L and d·R over R + L).
+    """
     if settings.service_measure == "cycle":
         factor_lead = factor_protection = SPARK.maximum(col("cycle_factor"), 0.0)
     else:
@@ -598,96 +478,57 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
                 col("service_target"), col("lot_size"), col("lead_time_demand_std"), SPARK
             ).alias("loss_target_lead"),
             formulas.fill_rate_loss_target(
-                col("service_target"), d * review, col("protection_demand_std"), SPARK
+                col("service_target"), _DEMAND * _REVIEW, col("protection_demand_std"), SPARK
             ).alias("loss_target_protection"),
         )
         factor_lead = formulas.fill_rate_safety_factor(col("loss_target_lead"), col("lead_time_demand_std"), SPARK)
         factor_protection = formulas.fill_rate_safety_factor(
             col("loss_target_protection"), col("protection_demand_std"), SPARK
         )
-    df = df.selectExpr("*", factor_lead.alias("factor_lead"), factor_protection.alias("factor_protection"))
+    return df.selectExpr("*", factor_lead.alias("factor_lead"), factor_protection.alias("factor_protection"))
+
+
+def parametric_safety_stock(df: DataFrame, *, settings: InventoryConfig) -> DataFrame:
+    """Safety stock from a distribution of lead-time demand with the plan's mean and σ.
+
+    Adds use_gamma (a skewed demand class with a cycle target: the gamma quantile, else the normal's
+    factor × σ), parametric_lead (over L) and parametric_protection (over R + L).
+    """
     normal_lead = col("factor_lead") * col("lead_time_demand_std")
     normal_protection = col("factor_protection") * col("protection_demand_std")
-    # Skewed demand classes, for a cycle target: the quantile of a gamma lead-time demand (same μ, σ).
-    skewed = _in_demand_classes(settings.skewed_classes) if settings.service_measure == "cycle" else sql("FALSE")
-    # Materialized before the branches below reference them, so no expression is repeated inside another.
-    df = df.selectExpr("*", skewed.alias("use_gamma")).selectExpr(
+    skewed = in_demand_classes(settings.skewed_classes) if settings.service_measure == "cycle" else sql("FALSE")
+    # Materialized before the branches below reference it, so no expression is repeated inside another.
+    return df.selectExpr("*", skewed.alias("use_gamma")).selectExpr(
         "*",
         SPARK.where(
             col("use_gamma"),
-            formulas.gamma_safety_stock(d * lead_time, col("lead_time_demand_std"), col("factor_lead"), SPARK),
+            formulas.gamma_safety_stock(_DEMAND * _LEAD_TIME, col("lead_time_demand_std"), col("factor_lead"), SPARK),
             normal_lead,
         ).alias("parametric_lead"),
         SPARK.where(
             col("use_gamma"),
             formulas.gamma_safety_stock(
-                d * (lead_time + review), col("protection_demand_std"), col("factor_protection"), SPARK
+                _DEMAND * (_LEAD_TIME + _REVIEW), col("protection_demand_std"), col("factor_protection"), SPARK
             ),
             normal_protection,
         ).alias("parametric_protection"),
     )
+
+
+def empirical_safety_stock(df: DataFrame, *, settings: InventoryConfig) -> DataFrame:
+    """The safety stock of each policy: empirical for intermittent series with enough error windows.
+
+    Intermittent series (`intermittent_classes`) take the empirical distribution of the chosen
+    forecast's errors summed over windows of L and R + L periods, joined by the lead-time term; the
+    others keep the parametric stock. Adds window_lead, window_protection, windows_lead,
+    windows_protection (sorted window sums), independent_lead, independent_protection (independent
+    draws among them) when `intermittent_method` is empirical; and always use_empirical,
+    safety_stock_continuous (over L), safety_stock_periodic (over R + L), empirical_samples and
+    empirical_note (why an intermittent series was not sized empirically).
+    """
     parametric_lead, parametric_protection = col("parametric_lead"), col("parametric_protection")
-
-    # Intermittent series: the empirical distribution of the chosen forecast's lead-time errors.
-    # Lead-time variability joins the empirical demand term as an independent normal one.
-    lead_time_term = SPARK.maximum(col("cycle_factor"), 0.0) * d * lead_time_std
-
-    def combined(demand_part: Sql) -> Sql:
-        return SPARK.sqrt(SPARK.maximum(demand_part, 0.0) ** 2 + lead_time_term**2)
-
-    intermittent = _in_demand_classes(settings.intermittent_classes)
-    minimum = settings.min_empirical_samples
-    if empirical:
-        # A path of fewer than `minimum` errors cannot hold `minimum` windows: skip cutting them.
-        windowed = sql(f"{intermittent} AND coalesce(size(`error_path`) >= {minimum}, FALSE)")
-        df = df.selectExpr(
-            "*",
-            sql(f"CAST(greatest(round({lead_time}), 1) AS INT)").alias("window_lead"),
-            sql(f"CAST(greatest(round({lead_time + review}), 1) AS INT)").alias("window_protection"),
-        ).selectExpr(
-            "*",
-            sql(f"CASE WHEN {windowed} THEN {_error_windows('error_path', '`window_lead`')} END").alias("windows_lead"),
-            sql(f"CASE WHEN {windowed} THEN {_error_windows('error_path', '`window_protection`')} END").alias(
-                "windows_protection"
-            ),
-            sql(f"CASE WHEN {windowed} THEN {_independent_windows('error_path', '`window_lead`')} END").alias(
-                "independent_lead"
-            ),
-            sql(f"CASE WHEN {windowed} THEN {_independent_windows('error_path', '`window_protection`')} END").alias(
-                "independent_protection"
-            ),
-        )
-        df = df.selectExpr(
-            "*",
-            sql(
-                f"{intermittent} AND coalesce(size(`windows_lead`) >= {minimum} "
-                f"AND size(`windows_protection`) >= {minimum}, FALSE)"
-            ).alias("use_empirical"),
-        )
-        if settings.service_measure == "cycle":
-            demand_lead = _empirical_quantile("windows_lead", "`service_target`", "`independent_lead`")
-            demand_protection = _empirical_quantile(
-                "windows_protection", "`service_target`", "`independent_protection`"
-            )
-        else:
-            allowed = 1.0 - col("service_target")
-            demand_lead = _empirical_fill_rate_quantity("windows_lead", str(allowed * col("lot_size")))
-            demand_protection = _empirical_fill_rate_quantity("windows_protection", str(allowed * d * review))
-        df = df.selectExpr(
-            "*",
-            SPARK.where(col("use_empirical"), combined(demand_lead), parametric_lead).alias("safety_stock_continuous"),
-            SPARK.where(col("use_empirical"), combined(demand_protection), parametric_protection).alias(
-                "safety_stock_periodic"
-            ),
-            sql("CASE WHEN `use_empirical` THEN size(`windows_protection`) END").alias("empirical_samples"),
-            sql(
-                f"CASE WHEN {intermittent} AND NOT `use_empirical` THEN concat('intermittent, fewer than {minimum} "
-                "lead-time error windows: ', CASE WHEN `use_gamma` THEN 'gamma' ELSE 'normal' END, "
-                "' distribution used') END"
-            ).alias("empirical_note"),
-        )
-    else:
-        df = df.selectExpr(
+    if not _sized_empirically(settings):
+        return df.selectExpr(
             "*",
             "FALSE AS use_empirical",
             parametric_lead.alias("safety_stock_continuous"),
@@ -695,75 +536,163 @@ def policy_columns(series: DataFrame, settings: InventoryConfig, stamp: RunStamp
             "CAST(NULL AS INT) AS empirical_samples",
             "CAST(NULL AS STRING) AS empirical_note",
         )
+    intermittent = in_demand_classes(settings.intermittent_classes)
+    minimum = settings.min_empirical_samples
+    # A path of fewer than `minimum` errors cannot hold `minimum` windows: skip cutting them.
+    windowed = sql(f"{intermittent} AND coalesce(size(`error_path`) >= {minimum}, FALSE)")
+    df = df.selectExpr(
+        "*",
+        sql(f"CAST(greatest(round({_LEAD_TIME}), 1) AS INT)").alias("window_lead"),
+        sql(f"CAST(greatest(round({_LEAD_TIME + _REVIEW}), 1) AS INT)").alias("window_protection"),
+    ).selectExpr(
+        "*",
+        sql(f"CASE WHEN {windowed} THEN {error_windows('error_path', '`window_lead`')} END").alias("windows_lead"),
+        sql(f"CASE WHEN {windowed} THEN {error_windows('error_path', '`window_protection`')} END").alias(
+            "windows_protection"
+        ),
+        sql(f"CASE WHEN {windowed} THEN {independent_windows('error_path', '`window_lead`')} END").alias(
+            "independent_lead"
+        ),
+        sql(f"CASE WHEN {windowed} THEN {independent_windows('error_path', '`window_protection`')} END").alias(
+            "independent_protection"
+        ),
+    )
+    df = df.selectExpr(
+        "*",
+        sql(
+            f"{intermittent} AND coalesce(size(`windows_lead`) >= {minimum} "
+            f"AND size(`windows_protection`) >= {minimum}, FALSE)"
+        ).alias("use_empirical"),
+    )
+    if settings.service_measure == "cycle":
+        demand_lead = empirical_quantile("windows_lead", "`service_target`", "`independent_lead`")
+        demand_protection = empirical_quantile("windows_protection", "`service_target`", "`independent_protection`")
+    else:
+        allowed = 1.0 - col("service_target")
+        demand_lead = empirical_fill_rate_quantity("windows_lead", str(allowed * col("lot_size")))
+        demand_protection = empirical_fill_rate_quantity("windows_protection", str(allowed * _DEMAND * _REVIEW))
+    return df.selectExpr(
+        "*",
+        SPARK.where(col("use_empirical"), _with_lead_time_term(demand_lead), parametric_lead).alias(
+            "safety_stock_continuous"
+        ),
+        SPARK.where(col("use_empirical"), _with_lead_time_term(demand_protection), parametric_protection).alias(
+            "safety_stock_periodic"
+        ),
+        sql("CASE WHEN `use_empirical` THEN size(`windows_protection`) END").alias("empirical_samples"),
+        sql(
+            f"CASE WHEN {intermittent} AND NOT `use_empirical` THEN concat('intermittent, fewer than {minimum} "
+            "lead-time error windows: ', CASE WHEN `use_gamma` THEN 'gamma' ELSE 'normal' END, "
+            "' distribution used') END"
+        ).alias("empirical_note"),
+    )
 
-    # Levels, position and the order of the configured policy.
-    if settings.rounding_allowance and settings.service_measure == "cycle":
+
+def with_rounding_allowance(df: DataFrame, *, settings: InventoryConfig) -> DataFrame:
+    """How far S is lowered so that the service averaged over the rounding spread [S, S + w) is the target.
+
+    Only with a cycle target and `rounding_allowance` on; otherwise rounding_allowance is 0. Adds
+    rounding_width w (MOQ and packs over the review demand), rounding_variable (w / σ over R + L),
+    empirical_coverage and smoothed_demand_protection (for the series sized empirically: the rank's
+    coverage and the x where their own windows' F, averaged over w, meets it), and
+    rounding_allowance.
+    """
+    if not (settings.rounding_allowance and settings.service_measure == "cycle"):
+        return df.selectExpr("*", sql("0D").alias("rounding_allowance"))
+    df = df.selectExpr(
+        "*",
+        formulas.rounding_excess_width(col("moq"), col("pack_size"), _DEMAND * _REVIEW, SPARK).alias("rounding_width"),
+    ).selectExpr(
+        "*",
+        rounding_allowance_variable(col("rounding_width"), col("protection_demand_std"), SPARK).alias(
+            "rounding_variable"
+        ),
+    )
+    share = rounding_share(sorted({*settings.service_targets.values(), settings.service_level}))
+    unrounded_level = formulas.order_up_to_level(_DEMAND, _LEAD_TIME, _REVIEW, col("safety_stock_periodic"))
+    allowance = col("rounding_width") * share
+    if _sized_empirically(settings):
+        # Series sized from the error windows take the same average over [S, S + w) of their own
+        # empirical distribution: lumpy lead-time demand is far from the normal spread that `share`
+        # assumes (docs/inventory.md, "Rounding").
+        samples = "windows_protection"
+        rank = conformal_rank(samples, "`service_target`", "`independent_protection`")
         df = df.selectExpr(
-            "*",
-            formulas.rounding_excess_width(col("moq"), col("pack_size"), d * review, SPARK).alias("rounding_width"),
+            "*", sql(f"CASE WHEN `use_empirical` THEN {rank} / size(`{samples}`) END").alias("empirical_coverage")
         ).selectExpr(
             "*",
-            rounding_allowance_variable(col("rounding_width"), col("protection_demand_std"), SPARK).alias(
-                "rounding_variable"
-            ),
+            sql(
+                f"CASE WHEN `use_empirical` THEN "
+                f"{smoothed_quantile(samples, 'rounding_width', '`empirical_coverage`')} END"
+            ).alias("smoothed_demand_protection"),
         )
-        share = _rounding_share(sorted({*settings.service_targets.values(), settings.service_level}))
-        unrounded_level = formulas.order_up_to_level(d, lead_time, review, col("safety_stock_periodic"))
-        allowance = col("rounding_width") * share
-        if empirical:
-            # Series sized from the error windows take the same average over [S, S + w) of their own
-            # empirical distribution: lumpy lead-time demand is far from the normal spread that `share`
-            # assumes (with it, the lumpy series of the demo replay fell 5-7 points short).
-            samples = "windows_protection"
-            rank = _conformal_rank(samples, "`service_target`", "`independent_protection`")
-            df = df.selectExpr(
-                "*", sql(f"CASE WHEN `use_empirical` THEN {rank} / size(`{samples}`) END").alias("empirical_coverage")
-            ).selectExpr(
-                "*",
-                sql(
-                    f"CASE WHEN `use_empirical` THEN "
-                    f"{_smoothed_quantile(samples, 'rounding_width', '`empirical_coverage`')} END"
-                ).alias("smoothed_demand_protection"),
-            )
-            allowance = SPARK.where(
-                col("use_empirical"),
-                SPARK.maximum(col("safety_stock_periodic") - combined(col("smoothed_demand_protection")), 0.0),
-                allowance,
-            )
-        allowance = SPARK.maximum(SPARK.minimum(SPARK.fill_null(allowance, 0.0), unrounded_level), 0.0)
-    else:
-        allowance = sql("0D")
-    df = df.selectExpr("*", allowance.alias("rounding_allowance")).selectExpr(
+        allowance = SPARK.where(
+            col("use_empirical"),
+            SPARK.maximum(col("safety_stock_periodic") - _with_lead_time_term(col("smoothed_demand_protection")), 0.0),
+            allowance,
+        )
+    allowance = SPARK.maximum(SPARK.minimum(SPARK.fill_null(allowance, 0.0), unrounded_level), 0.0)
+    return df.selectExpr("*", allowance.alias("rounding_allowance"))
+
+
+# Per policy: the safety stock and factor it uses, and the order reasons (ordering, not ordering).
+_POLICY_TERMS: dict[str, tuple[str, str, str, str]] = {
+    "periodic": (
+        "safety_stock_periodic",
+        "factor_protection",
+        "position below order-up-to level",
+        "position at or above order-up-to level",
+    ),
+    "continuous": (
+        "safety_stock_continuous",
+        "factor_lead",
+        "position at or below reorder point",
+        "position above reorder point",
+    ),
+}
+
+
+def levels_and_order(df: DataFrame, *, settings: InventoryConfig) -> DataFrame:
+    """Levels, the inventory position and the order of the configured policy.
+
+    Adds reorder_point s, order_up_to_level S (less the rounding allowance), inventory_position;
+    policy, safety_stock and protection_days (of the configured policy), distribution (empirical,
+    gamma or normal), safety_factor (NULL when sized empirically), lead_time_demand and
+    order_quantity (rounded up to MOQ and packs; NULL without an inventory snapshot).
+    """
+    df = df.selectExpr(
         "*",
-        formulas.reorder_point(d, lead_time, col("safety_stock_continuous")).alias("reorder_point"),
-        formulas.order_up_to_level(d, lead_time, review, col("safety_stock_periodic"), col("rounding_allowance")).alias(
-            "order_up_to_level"
-        ),
+        formulas.reorder_point(_DEMAND, _LEAD_TIME, col("safety_stock_continuous")).alias("reorder_point"),
+        formulas.order_up_to_level(
+            _DEMAND, _LEAD_TIME, _REVIEW, col("safety_stock_periodic"), col("rounding_allowance")
+        ).alias("order_up_to_level"),
         formulas.inventory_position(col("on_hand"), col("on_order"), col("backorders"), SPARK).alias(
             "inventory_position"
         ),
     )
+    safety_stock, factor, _, _ = _POLICY_TERMS[settings.policy]
     if settings.policy == "periodic":
         raw_order = formulas.periodic_order(col("order_up_to_level"), col("inventory_position"), SPARK)
-        ordering, not_ordering = "position below order-up-to level", "position at or above order-up-to level"
-        safety_stock, factor = "safety_stock_periodic", "factor_protection"
         protection_days = col("lead_time_days") + col("review_period_days")
     else:
         raw_order = formulas.continuous_order(col("reorder_point"), col("lot_size"), col("inventory_position"), SPARK)
-        ordering, not_ordering = "position at or below reorder point", "position above reorder point"
-        safety_stock, factor = "safety_stock_continuous", "factor_lead"
         protection_days = col("lead_time_days")
     order_quantity = formulas.round_order(raw_order, col("moq"), col("pack_size"), SPARK)
-    df = df.selectExpr(
+    return df.selectExpr(
         "*",
         f"{literal(settings.policy)} AS policy",
         f"`{safety_stock}` AS safety_stock",
         protection_days.alias("protection_days"),
         "CASE WHEN `use_empirical` THEN 'empirical' WHEN `use_gamma` THEN 'gamma' ELSE 'normal' END AS distribution",
         f"CASE WHEN NOT `use_empirical` THEN `{factor}` END AS safety_factor",
-        (d * lead_time).alias("lead_time_demand"),
+        (_DEMAND * _LEAD_TIME).alias("lead_time_demand"),
         sql(f"CASE WHEN `inventory_position` IS NOT NULL THEN {order_quantity} END").alias("order_quantity"),
     )
+
+
+def order_value_and_notes(df: DataFrame, *, settings: InventoryConfig) -> DataFrame:
+    """Adds order_value, order_reason and notes (the input notes, the empirical note, the σ's source)."""
+    _, _, ordering, not_ordering = _POLICY_TERMS[settings.policy]
     return df.selectExpr(
         "*",
         (col("order_quantity") * col("unit_cost")).alias("order_value"),

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
-from replenish.errors import ValidationError
 from replenish.inventory.settings import InventoryConfig, SelectionConfig
+from replenish.shared import SERIES_KEYS, require_columns
 
 log = logging.getLogger(__name__)
 
-SERIES_KEYS: tuple[str, ...] = ("sku", "location")
 BLEND_MODEL = "blend"
 FORECAST_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "model", "date", "step", "yhat")
 BACKTEST_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "model", "fold", "date", "step", "y", "yhat")
@@ -36,13 +35,6 @@ BACKTEST_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "model", "fold",
 BIAS_POOL_MIN_SERIES = 30
 # z of a central 80 % interval: the half-width of an 80 % interval is 1.2816 σ.
 Z_80 = 1.2815515655446004
-
-
-def require_columns(df: DataFrame, columns: tuple[str, ...] | list[str], name: str) -> None:
-    """Raise ValidationError naming the input and the columns it lacks."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValidationError(f"{name} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns)}")
 
 
 def partition_by_sku(df: DataFrame) -> DataFrame:
@@ -194,6 +186,31 @@ def backtest_errors(
     actuals sum to 0), error_variance, level_error_variance, bias_share [, error_path].
     """
     require_columns(backtest, BACKTEST_COLUMNS, "backtest")
+    sums = fold_error_sums(backtest, freq, grid, keep_path=keep_path)
+    stats = series_error_statistics(sums, grid, keep_path=keep_path, demand_classes=demand_classes)
+    pooled = pooled_error_shares(stats)
+    return stats.join(F.broadcast(pooled), ["model", "pool"], "left").select(
+        *SERIES_KEYS,
+        "model",
+        "backtest_periods",
+        "folds",
+        "rmse",
+        "mae",
+        "wape",
+        "error_variance",
+        (F.coalesce(F.col("pooled_level_share"), F.lit(0.0)) * F.col("error_variance")).alias("level_error_variance"),
+        F.coalesce(F.col("pooled_bias_share"), F.lit(0.0)).alias("bias_share"),
+        *(["error_path"] if keep_path else []),
+    )
+
+
+def fold_error_sums(backtest: DataFrame, freq: str, grid: BacktestGrid, *, keep_path: bool) -> DataFrame:
+    """The scored backtest rows summed per series × model, in one aggregation, partitioned by SKU.
+
+    Returns sku, location, model, backtest_periods, sum_squares, sum_absolute, sum_actual,
+    total_error, total_forecast, and per fold i of the grid (its position in `grid.folds`) n_{i},
+    sum_error_{i} and sum_squares_{i} [, error_path].
+    """
     usable = F.col("y").isNotNull() & F.col("yhat").isNotNull() & ~F.isnan("y") & ~F.isnan("yhat")
     if "censored" in backtest.columns:
         usable = usable & ~F.coalesce(F.col("censored"), F.lit(False))
@@ -237,7 +254,19 @@ def backtest_errors(
         ]
         per_model.append(_dense_path(cells, "error", "STRUCT<fold: INT, step: INT, error: DOUBLE>").alias("error_path"))
     in_grid = F.col("fold").isin(list(grid.folds)) & (F.col("step") <= grid.backtest_steps)
-    sums = partition_by_sku(scored.where(in_grid).groupBy(*SERIES_KEYS, "model").agg(*per_model))
+    return partition_by_sku(scored.where(in_grid).groupBy(*SERIES_KEYS, "model").agg(*per_model))
+
+
+def series_error_statistics(
+    sums: DataFrame, grid: BacktestGrid, *, keep_path: bool, demand_classes: DataFrame | None = None
+) -> DataFrame:
+    """Per series × model error measures from `fold_error_sums`, and the pool each series counts in.
+
+    Returns sku, location, model, backtest_periods, folds, rmse, mae, wape, within_variance,
+    fold_mean_square, mean_fold_periods, total_error, total_forecast [, error_path], error_variance
+    σ_u², level_excess (mean_f(m_f²) − σ_u²/n̄) and pool (the demand class, `unknown` without one; `all`
+    without `demand_classes`).
+    """
 
     def over_folds(term: str) -> Column:
         """Σ over the folds that have scored periods of `term` (with {i} the fold's column suffix)."""
@@ -270,14 +299,20 @@ def backtest_errors(
     stats = stats.withColumn("error_variance", error_variance).withColumn(
         "level_excess", F.col("fold_mean_square") - F.col("error_variance") / F.col("mean_fold_periods")
     )
-    # One row per model (and class): the pooled persistent share λ, never below 0.
-    if demand_classes is not None:
-        classes = demand_classes.select(*SERIES_KEYS, F.coalesce("demand_class", F.lit("unknown")).alias("pool"))
-        stats = stats.join(classes, list(SERIES_KEYS), "left").withColumn("pool", F.coalesce("pool", F.lit("unknown")))
-    else:
-        stats = stats.withColumn("pool", F.lit("all"))
-    # A ratio of sums: series whose errors barely vary (a share 0/0) weigh nothing, not infinitely.
-    pooled = stats.groupBy("model", "pool").agg(
+    if demand_classes is None:
+        return stats.withColumn("pool", F.lit("all"))
+    classes = demand_classes.select(*SERIES_KEYS, F.coalesce("demand_class", F.lit("unknown")).alias("pool"))
+    return stats.join(classes, list(SERIES_KEYS), "left").withColumn("pool", F.coalesce("pool", F.lit("unknown")))
+
+
+def pooled_error_shares(stats: DataFrame) -> DataFrame:
+    """One row per model and pool: the persistent share λ and the mean error share of the pool.
+
+    Returns model, pool, pooled_level_share (Σ level_excess / Σ σ_u², never below 0: a ratio of sums,
+    so series whose errors barely vary weigh nothing, not infinitely) and pooled_bias_share (Σe / Σŷ,
+    NULL for pools of fewer than `BIAS_POOL_MIN_SERIES` series or without forecast).
+    """
+    return stats.groupBy("model", "pool").agg(
         F.greatest(F.sum("level_excess") / F.nullif(F.sum("error_variance"), F.lit(0.0)), F.lit(0.0)).alias(
             "pooled_level_share"
         ),
@@ -285,19 +320,6 @@ def backtest_errors(
             F.count("*") >= BIAS_POOL_MIN_SERIES,  # one row per series and model
             F.sum("total_error") / F.when(F.sum("total_forecast") > 0, F.sum("total_forecast")),
         ).alias("pooled_bias_share"),
-    )
-    return stats.join(F.broadcast(pooled), ["model", "pool"], "left").select(
-        *SERIES_KEYS,
-        "model",
-        "backtest_periods",
-        "folds",
-        "rmse",
-        "mae",
-        "wape",
-        "error_variance",
-        (F.coalesce(F.col("pooled_level_share"), F.lit(0.0)) * F.col("error_variance")).alias("level_error_variance"),
-        F.coalesce(F.col("pooled_bias_share"), F.lit(0.0)).alias("bias_share"),
-        *(["error_path"] if keep_path else []),
     )
 
 
@@ -336,7 +358,7 @@ def blend_candidates(
     keys = [*SERIES_KEYS, "model"]
     blended_forecast = (
         forecast.where(F.col("freq") == freq)
-        .join(F.broadcast(weights) if False else weights, keys)
+        .join(weights, keys)
         .groupBy(*SERIES_KEYS, "date", "step")
         .agg(*_weighted_sums(forecast.columns), F.count("*").alias("parts"))
         .join(weights_json, list(SERIES_KEYS))

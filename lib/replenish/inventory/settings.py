@@ -6,9 +6,11 @@ frozen dataclasses; the library functions receive these and never read YAML.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from replenish.errors import ConfigError
 
@@ -219,3 +221,18 @@ def _check_level(name: str, value: float) -> None:
     # 1.0 would ask for an infinite safety stock; 0.5 is the lowest target a safety stock can serve.
     if not 0.5 <= value < 1.0:
         raise ConfigError(f"{name} must be in [0.5, 1), got {value}")
+
+
+def inventory_settings(settings: Mapping[str, Any], freq: str | None) -> InventoryConfig:
+    """The `inventory:` settings of a profile for a run at `freq` (default: the profile's features.freq).
+
+    Args:
+        settings: the resolved profile (`replenish.config`), a mapping of sections.
+        freq: the run's frequency (--freq), or None.
+    """
+    from replenish import config
+    from replenish.features.settings import FeaturesConfig
+
+    inventory = config.section(settings, "inventory", InventoryConfig)
+    features = config.section(settings, "features", FeaturesConfig)
+    return dataclasses.replace(inventory, freq=freq or features.freq)

@@ -1,4 +1,7 @@
-"""BI access without Spark: DuckDB over the lake's Delta tables.
+"""BI access: the lake's tables as views of the same names in DuckDB (no Spark) and in Spark SQL.
+
+With the same names, one SQL text runs on both engines; docs/bi.md shows such queries and the test
+suite runs exactly those on both and compares the answers.
 
 DuckDB reads each table with its own `delta` extension (`delta_scan`, built on delta-kernel-rs), loaded
 from the `duckdb-ext-delta` wheel because these machines cannot download extensions at run time. Where
@@ -24,6 +27,8 @@ from replenish.io.catalog import TABLES, TableSpec, table
 
 if TYPE_CHECKING:
     import duckdb
+
+    from replenish.io.lake import Lake
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +91,23 @@ def duckdb_connect(
             source = f"read_parquet({files!r}, hive_partitioning = true, union_by_name = true)"
         con.execute(f"CREATE OR REPLACE VIEW {view_name(spec)} AS SELECT * FROM {source}")
     return con
+
+
+def spark_views(lake: Lake, names: Iterable[str] | None = None) -> list[str]:
+    """Register each existing table as a Spark temporary view named like DuckDB's (`gold_safety_stock`).
+
+    Args:
+        lake: the lake whose tables to register.
+        names: catalog names (default: every table of the catalog).
+
+    Returns:
+        The view names registered.
+    """
+    registered = []
+    for name in names if names is not None else TABLES:
+        spec = table(name)
+        if lake.exists(spec):
+            view = view_name(spec)
+            lake.read(spec).createOrReplaceTempView(view)
+            registered.append(view)
+    return registered

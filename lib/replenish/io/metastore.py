@@ -68,7 +68,7 @@ def register_tables(lake: Any, names: Iterable[str | TableSpec] | None = None) -
 
     Args:
         lake: a `replenish.io.lake.Lake` on the delta-spark engine; on the embedded engine the session has
-            no Delta catalog and nothing is registered (use `replenish.report.bi.spark_views` there).
+            no Delta catalog and nothing is registered (use `replenish.io.bi.spark_views` there).
 
     Returns:
         the names registered or re-pointed now.

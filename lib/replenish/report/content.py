@@ -11,8 +11,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from replenish.inventory.holdout import compare_with_naive, summarize_simulation
-from replenish.inventory.runs import latest_run_id
 from replenish.inventory.settings import InventoryConfig
+from replenish.shared import latest_run_id
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,12 @@ def collect_report_data(
         summary = summarize_simulation(simulation).toPandas()
         data["simulation_summary"] = summary
         data["comparison"] = compare_with_naive(summary, settings)
-        head = simulation.select("holdout_start", "holdout_end", "forecast_run_id").limit(1).collect()[0]
+        holdout = simulation.select("holdout_start", "holdout_end", "forecast_run_id").limit(1).collect()[0]
         run.update(
             simulation_run_id=simulation_run,
-            holdout_start=head["holdout_start"],
-            holdout_end=head["holdout_end"],
-            simulation_forecast_run_id=head["forecast_run_id"],
+            holdout_start=holdout["holdout_start"],
+            holdout_end=holdout["holdout_end"],
+            simulation_forecast_run_id=holdout["forecast_run_id"],
         )
     if plan is not None and forecast is not None and forecast_run_id is not None:
         data["samples"] = _samples(

@@ -1,4 +1,6 @@
-"""Replaying a held-out period with an inventory policy: the proof that the plan delivers its service.
+"""The per-series replay of `replenish simulate`: a held-out period lived through with an inventory policy.
+
+The Spark side, which plans at each cutoff and runs this replay per series, is `inventory.holdout`.
 
 The maths is `simulate_policy`, a pure numpy function over one series (and several policy variants at
 once, e.g. the optimized policy and a grid of naive ones); `simulate_series` wraps it for
@@ -29,7 +31,6 @@ Measures, per series and variant:
 
 from __future__ import annotations
 
-import functools
 import zlib
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -332,8 +333,3 @@ def _row(sku: str, location: str, policy: str, weeks: float, periods: int, run: 
 def series_output_schema() -> str:
     """The DDL schema of `simulate_series`' output, for applyInPandas."""
     return ", ".join(f"{name} {dtype}" for name, dtype in SERIES_OUTPUT_COLUMNS.items())
-
-
-def bind_simulation(**kwargs: Any) -> Any:
-    """`simulate_series` with its settings bound, ready for applyInPandas."""
-    return functools.partial(simulate_series, **kwargs)

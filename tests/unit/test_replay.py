@@ -13,7 +13,7 @@ from replenish.errors import ValidationError
 from replenish.inventory import formulas
 from replenish.inventory.distributions import normal_loss, rounding_allowance
 from replenish.inventory.ops import NUMPY
-from replenish.inventory.simulate import (
+from replenish.inventory.replay import (
     SERIES_OUTPUT_COLUMNS,
     sample_lead_times,
     series_seed,

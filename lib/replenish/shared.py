@@ -1,0 +1,66 @@
+"""What every stage shares: the series keys, the frequencies, input column checks and run stamps.
+
+One definition each, imported by the stages and the jobs (no job imports another job's helpers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from replenish.errors import ConfigError, ValidationError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+# The key of a demand series: one SKU at one location.
+SERIES_KEYS: tuple[str, ...] = ("sku", "location")
+
+Frequency = Literal["D", "W", "M"]
+FREQUENCIES: tuple[str, ...] = ("D", "W", "M")
+
+
+def check_freq(freq: str) -> None:
+    """Raise ConfigError unless `freq` is D, W or M."""
+    if freq not in FREQUENCIES:
+        raise ConfigError(f"freq must be one of {', '.join(FREQUENCIES)}, got {freq!r}")
+
+
+def require_columns(df: DataFrame, columns: tuple[str, ...] | list[str], name: str) -> None:
+    """Raise ValidationError naming the input and the columns it lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValidationError(f"{name} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns)}")
+
+
+@dataclass(frozen=True)
+class RunStamp:
+    """Run metadata stamped on every output row of the inventory stages.
+
+    Attributes:
+        run_id: this run.
+        run_date: its business date.
+        config_hash: hash of the settings it ran with.
+        forecast_run_id: the `gold.forecast` run it planned from.
+    """
+
+    run_id: str
+    run_date: dt.date
+    config_hash: str
+    forecast_run_id: str
+
+
+def latest_run_id(runs: DataFrame) -> str | None:
+    """The latest run of a run-stamped table: the greatest run_id on the latest run_date.
+
+    run_date is the partition column, so finding the latest date reads no data files' columns; run ids
+    made by `replenish` start with a UTC timestamp, so within a day the greatest is the latest.
+    """
+    from pyspark.sql import functions as F
+
+    latest_date = runs.agg(F.max("run_date")).collect()[0][0]
+    if latest_date is None:
+        return None
+    row = runs.where(F.col("run_date") == F.lit(latest_date)).agg(F.max("run_id")).collect()[0]
+    return None if row[0] is None else str(row[0])
