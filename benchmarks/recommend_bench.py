@@ -130,7 +130,7 @@ def bench_als(spark: Any, target: int, folder: Path, cores: int) -> dict[str, An
 
 
 def bench_similar(spark: Any, meter: Meter, sku_count: int, folder: Path, *, exact_max: int) -> dict[str, Any]:
-    from replenish.recommend.similar import similar_items, top_k_cosine
+    from replenish.recommend.similar import similar_items
 
     rng = np.random.default_rng(sku_count)
     # Clustered factors (64 tastes), as ALS produces, rather than isotropic noise.
@@ -163,7 +163,6 @@ def bench_similar(spark: Any, meter: Meter, sku_count: int, folder: Path, *, exa
     for index in sample:
         truth = set(skus[np.argsort(-(unit @ unit[index]))[1 : K + 1]])
         hits += len(truth & set(found.loc[found["sku"] == skus[index], "similar_sku"]))
-    del top_k_cosine
     return {
         "skus": sku_count,
         "method": "exact" if sku_count <= exact_max else "LSH",
