@@ -34,6 +34,7 @@ bench: venv java  # about an hour on 2 cores; results under benchmarks/results/
 	@mkdir -p benchmarks/results
 	$(BIN)/python -m benchmarks.forecast_bench --json benchmarks/results/forecast.json | tee benchmarks/results/forecast.md
 	$(BIN)/python -m benchmarks.inventory_bench --json benchmarks/results/inventory.json | tee benchmarks/results/inventory.md
+	$(BIN)/python -m benchmarks.lstm_bench --json benchmarks/results/lstm.json | tee benchmarks/results/lstm.md
 
 dist: venv
 	$(BIN)/pip wheel --no-deps -w dist .
