@@ -39,6 +39,7 @@ bench: venv java  # about an hour on 2 cores; results under benchmarks/results/<
 	@mkdir -p $(BENCH_OUT)
 	$(BIN)/python -m benchmarks.forecast_bench --json $(BENCH_OUT)/forecast.json | tee $(BENCH_OUT)/forecast.md
 	$(BIN)/python -m benchmarks.inventory_bench --json $(BENCH_OUT)/inventory.json | tee $(BENCH_OUT)/inventory.md
+	$(BIN)/python -m benchmarks.lstm_bench --json $(BENCH_OUT)/lstm.json | tee $(BENCH_OUT)/lstm.md
 
 dist: venv
 	$(BIN)/pip wheel --no-deps -w $(DIST) .

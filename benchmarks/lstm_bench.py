@@ -105,7 +105,9 @@ def bench_input(spark: Any, demand: Any, out: Path, *, batches: int) -> dict[str
     return {**results, "windows_df": windows, "arrays": arrays}
 
 
-def bench_training(spark: Any, windows: Any, arrays: dict[str, np.ndarray], out: Path, *, steps: int) -> dict:
+def bench_training(
+    spark: Any, demand: Any, windows: Any, arrays: dict[str, np.ndarray], out: Path, *, steps: int
+) -> dict:
     from replenish.forecast.settings import ForecastConfig
     from replenish.neural import pipeline
     from replenish.neural.model import LstmForecaster, ModelSpec, to_model_inputs
@@ -127,7 +129,6 @@ def bench_training(spark: Any, windows: Any, arrays: dict[str, np.ndarray], out:
     forecaster.fit(data, epochs=epochs, steps_per_epoch=steps)
     results: dict[str, Any] = {"single_process": epochs * steps * batch / (time.perf_counter() - started)}
     rows = windows.count()
-    labelled = windows.withColumn("split", (windows["scale"] * 0).cast("string"))
     labelled = windows.selectExpr("*", "CASE WHEN rand(1) < 0.9 THEN 'train' ELSE 'valid' END AS split_")
     labelled = labelled.drop("split").withColumnRenamed("split_", "split")
     for workers in (1, 2):
@@ -140,7 +141,7 @@ def bench_training(spark: Any, windows: Any, arrays: dict[str, np.ndarray], out:
             patience=5,
             row_group_bytes=1024 * 1024,
         )
-        plan = pipeline.lstm_plan(labelled, ForecastConfig(horizon=28).plan("D"), settings)
+        plan = pipeline.lstm_plan(demand, ForecastConfig(horizon=28).plan("D"), settings)
         result = pipeline.train_lstm(
             spark,
             labelled,
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             report["input"] = inputs
             print(f"input pipeline (samples/s): {json.dumps(inputs)}", flush=True)
             if "training" not in args.skip:
-                report["training"] = bench_training(spark, windows, arrays, out, steps=args.steps)
+                report["training"] = bench_training(spark, demand, windows, arrays, out, steps=args.steps)
                 print(f"training (samples/s): {json.dumps(report['training'])}", flush=True)
         if "accuracy" not in args.skip:
             report["accuracy"] = bench_accuracy(spark, frame, out)

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from replenish import config
-from replenish.errors import ValidationError
+from replenish.errors import ReplenishError
 from replenish.features import FREQUENCIES, FeaturesConfig
 from replenish.forecast import ForecastConfig
 from replenish.io.catalog import TABLES
@@ -191,7 +191,7 @@ def lstm_candidate(ctx: JobContext, plan: Any, *, settings: Any, country: str | 
     """The LSTM as a candidate of `forecast --model auto`: skipped with a warning when the data cannot train it."""
     try:
         return lstm_forecast(ctx, plan, settings=settings, country=country)
-    except ValidationError as exc:
+    except ReplenishError as exc:  # untrainable data or a failed training: the other candidates stand
         log.warning("LSTM candidate skipped: %s", exc)
         return {"skipped": str(exc)}
 

@@ -370,4 +370,4 @@ def test_config_resolves_a_plan_and_rejects_bad_settings() -> None:
     with pytest.raises(ConfigError, match=r"routing\.smooth"):
         config.section({"forecast": {"routing": {"smooth": "prophet"}}}, "forecast", ForecastConfig)
     with pytest.raises(ConfigError, match="--model"):
-        cfg.plan("D", model="lstm")
+        cfg.plan("D", model="prophet")  # lstm became a mode (issue 19)

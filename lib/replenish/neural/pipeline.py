@@ -395,7 +395,9 @@ def lstm_forecast_tables(
         "yhat_hi_95": F.col("q975"),
     }
     final = predict_windows(
-        inference_windows(demand, plan.window, factors=factors, holidays=holidays), model_path, partitions=partitions
+        inference_windows(demand, plan.window, factors=factors, holidays=holidays, since=plan.last_date),
+        model_path,
+        partitions=partitions,
     ).where(F.col("step") <= plan.horizon)
     date = period_date(F.col("origin_idx") + F.col("step") - 1, plan.freq)
     values = {

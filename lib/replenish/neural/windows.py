@@ -322,7 +322,10 @@ def training_windows(
 
     last_valid = index_of(train_end, spec.freq) - spec.horizon + 1
     first_train = last_valid - spec.horizon - (max_origins - 1) * stride
-    series = series_arrays(period_rows(demand, spec, holidays=holidays), spec)
+    periods = period_rows(demand, spec, holidays=holidays)
+    # only the periods some window reads: the arrays stay short however long the history
+    periods = periods.where(F.col("idx") >= F.lit(first_train - spec.history))
+    series = series_arrays(periods, spec)
     candidates = F.array_union(
         F.sequence(F.lit(first_train), F.lit(last_valid - spec.horizon), F.lit(stride)), F.array(F.lit(last_valid))
     )
@@ -342,6 +345,7 @@ def inference_windows(
     factors: DataFrame | None = None,
     holidays: DataFrame | None = None,
     neutral_future: bool = False,
+    since: dt.date | None = None,
 ) -> DataFrame:
     """Windows to forecast from: at each backtest cutoff in `origins`, or after each series' end.
 
@@ -349,11 +353,16 @@ def inference_windows(
     `horizon` periods after it gets a `predict` window whose target holds the actuals. Without, each
     series gets one window at the period after its last, with `future_rows` as its future.
     Series without a single observed history period get none (nothing to scale from).
-    `neutral_future` blanks the future's promo and price (see `slice_windows`).
+    `neutral_future` blanks the future's promo and price (see `slice_windows`). `since` (the forecast
+    proper): only periods from `history` periods before it are read (pass the last demand date).
     """
     from pyspark.sql import functions as F
 
     periods = period_rows(demand, spec, holidays=holidays)
+    if origins:
+        periods = periods.where(F.col("idx") >= F.lit(min(index_of(day, spec.freq) for day in origins) - spec.history))
+    elif since is not None:
+        periods = periods.where(F.col("idx") >= F.lit(index_of(since, spec.freq) - spec.history))
     if origins is None:
         periods = periods.unionByName(future_rows(periods, spec, holidays=holidays))
     series = series_arrays(periods, spec)
