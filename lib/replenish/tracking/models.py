@@ -142,7 +142,7 @@ def log_spark_model(
     signature = infer_signature(input_example, predictions[prediction_col])
     info = mlflow.spark.log_model(
         model,
-        name=name,
+        name,  # the Spark flavour still calls it artifact_path
         signature=signature,
         input_example=input_example,
         registered_model_name=registered_name,
