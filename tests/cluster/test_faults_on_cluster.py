@@ -39,6 +39,8 @@ RUN_ID = "20250601T000000-faults"
 FORECAST_TABLES = ("gold.forecast", "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry")
 # Columns that legitimately differ between two runs of the same data: wall-clock fit time.
 RUN_DEPENDENT_COLUMNS = ("fit_seconds",)
+# Plan nodes only the forecast stage has: the fits over series, and the writes of their cached records.
+FORECAST_NODES = ("MapInPandas", "InMemoryTableScan")
 WAIT_SECONDS = 900  # bound on every wait for a job to reach a point or to end (slow, shared machines)
 
 
@@ -146,10 +148,10 @@ def _executor_pid(app_id: str, executor_id: str) -> int | None:
 
 
 def _kill_executor_in_forecast_stage(ui: str, job: subprocess.Popen) -> tuple[str, str]:
-    """SIGKILL an executor while it runs a task of the forecast stage (the `MapInPandas` over series).
+    """SIGKILL an executor while it runs a task of the forecast stage.
 
-    Polls the application's REST API: a running SQL execution whose plan fits the series, and an
-    executor with an active task. Returns (application id, killed executor id).
+    Polls the application's REST API: a running SQL execution whose plan fits the series (or writes
+    their cached records), and an executor with an active task. Returns (application id, killed executor id).
     """
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -160,7 +162,9 @@ def _kill_executor_in_forecast_stage(ui: str, job: subprocess.Popen) -> tuple[st
             app_id = apps[0]["id"]
             executions = _get(f"{ui}/api/v1/applications/{app_id}/sql?details=true&planDescription=true&length=1000")
             fitting = [
-                e for e in executions if e["status"] == "RUNNING" and "MapInPandas" in e.get("planDescription", "")
+                e
+                for e in executions
+                if e["status"] == "RUNNING" and any(node in e.get("planDescription", "") for node in FORECAST_NODES)
             ]
             busy = [
                 e["id"]
