@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 LAKE   ?= ./lakehouse
 DATA   ?= ./data/raw
 PYTEST_ARGS ?=
+DIST   ?= dist
 
 .PHONY: demo test venv java lint bench cluster-test dist clean
 
@@ -29,7 +30,8 @@ test: venv java lint
 lint: venv
 	$(BIN)/ruff check lib jobs tests benchmarks notebooks setup.py
 	$(BIN)/ruff format --check lib jobs tests benchmarks notebooks setup.py
-	$(BIN)/mypy lib jobs benchmarks
+	$(BIN)/mypy lib jobs
+	$(BIN)/mypy --explicit-package-bases benchmarks
 
 BENCH_OUT ?= benchmarks/results/$(BENCH_STAMP)
 BENCH_STAMP := $(shell date -u +%Y-%m-%dT%H%M)
@@ -40,7 +42,7 @@ bench: venv java  # about an hour on 2 cores; results under benchmarks/results/<
 	$(BIN)/python -m benchmarks.inventory_bench --json $(BENCH_OUT)/inventory.json | tee $(BENCH_OUT)/inventory.md
 
 dist: venv
-	$(BIN)/pip wheel --no-deps -w dist .
+	$(BIN)/pip wheel --no-deps -w $(DIST) .
 
 clean:
 	rm -rf $(LAKE) $(DATA) spark-warehouse metastore_db derby.log dist build

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig, build_features, profile_series
+from replenish.features.indicators import add_leading_indicators
 from replenish.runtime import JobContext, job_main
 
 if TYPE_CHECKING:
@@ -32,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=FREQUENCIES,
         help="D (days), W (weeks starting Monday) or M (calendar months); default: features.freq of the profile",
     )
+    parser.add_argument(
+        "--grain",
+        choices=("auto", "D", "W", "M"),
+        help="the period one sales row stands for (a monthly extract dated on the 1st: M); default: "
+        "features.grain (auto: detected from the dates and logged)",
+    )
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
@@ -45,7 +52,10 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         log.warning("bronze.products does not exist: no launch dates, unit prices or categories")
         products = None
 
-    demand = build_features(sales, products, cfg, freq=freq)
+    demand = build_features(sales, products, cfg, freq=freq, grain=args.grain)
+    interactions = ctx.lake.read("bronze.interactions") if ctx.lake.exists("bronze.interactions") else None
+    baseline = max(cfg.for_freq(freq).rolling_windows)
+    demand = add_leading_indicators(demand, interactions, freq=freq, baseline_periods=baseline)
     demand_written = _write_demand(ctx, demand, freq)
     demand_version = demand_written.version
     # Profile the rows just committed instead of recomputing the demand pipeline.

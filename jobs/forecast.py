@@ -22,7 +22,13 @@ from pyspark.sql import functions as F
 from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig
 from replenish.forecast import FORECAST_MODES, ForecastConfig, forecast_tables, latest_arima_orders
+from replenish.forecast.analog import ColdStartConfig, analog_tables, with_analog_rows
+from replenish.forecast.settings import resolve_freq
+from replenish.io.once import append_once
+from replenish.quality import SALES_CHECK, enforce_gate, quality_settings
 from replenish.runtime import JobContext, job_main
+from replenish.tracking.jobs import with_mlflow_run_id
+from replenish_jobs.train_lstm import lstm_candidate, lstm_forecast
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         choices=FORECAST_MODES,
-        help="auto (baseline + routed model per series), baseline (seasonal naive) or arima (the routed "
-        "model: ARIMA / Croston / fallbacks); default: forecast.model",
+        help="auto (baseline + routed model per series, + the LSTM when forecast.lstm.enabled), baseline "
+        "(seasonal naive), arima (the routed model: ARIMA / Croston / fallbacks) or lstm (the global LSTM, "
+        "trained when no model fits the run); default: forecast.model",
     )
     parser.add_argument("--horizon", type=int, help="periods to forecast; default: forecast.horizon")
-    parser.add_argument("--freq", choices=FREQUENCIES, help="demand frequency; default: features.freq")
+    parser.add_argument(
+        "--freq",
+        choices=FREQUENCIES,
+        help="demand frequency; default: the one frequency in silver.demand, else features.freq",
+    )
     parser.add_argument(
         "--full-search",
         action="store_true",
@@ -48,7 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     cfg = config.section(ctx.settings, "forecast", ForecastConfig)
     features = config.section(ctx.settings, "features", FeaturesConfig)
-    freq = args.freq or features.freq
+    versions = ctx.lake.versions(INPUTS)
+    demand = ctx.lake.read("silver.demand", version=versions["silver.demand"])
+    present = tuple(sorted(row["freq"] for row in demand.select("freq").distinct().collect()))
+    freq, why = resolve_freq(requested=args.freq, configured=features.freq, present=present)
+    log.info("forecast frequency %s (%s)", freq, why)
     plan = cfg.plan(
         freq,
         model=args.model,
@@ -56,17 +71,21 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         full_search=args.full_search,
         run_date=ctx.run_date.isoformat(),
     )
-    versions = ctx.lake.versions(INPUTS)
-    demand = ctx.lake.read("silver.demand", version=versions["silver.demand"])
+    check_sales(ctx)
+    if plan.mode == "lstm":
+        lstm = lstm_forecast(ctx, plan, settings=cfg.lstm, country=features.country)
+        return {"freq": freq, "model": plan.mode, "horizon": plan.horizon, "lstm": lstm}
     profile = None
     if versions["silver.series_profile"] is not None:
         profile = ctx.lake.read("silver.series_profile", version=versions["silver.series_profile"])
     else:
         log.warning("silver.series_profile does not exist: series are classified from their training window")
-    stored = None
-    if plan.warm_start and versions["gold.model_registry"] is not None:
+    stored = registry = None
+    if versions["gold.model_registry"] is not None:
         registry = ctx.lake.read("gold.model_registry", version=versions["gold.model_registry"])
-        stored = latest_arima_orders(registry, freq)
+    if plan.warm_start and registry is not None:
+        # a re-submitted run must not warm-start from the rows its own first attempt wrote
+        stored = latest_arima_orders(registry.where(F.col("run_id") != ctx.run_id), freq)
 
     tables = forecast_tables(
         demand,
@@ -81,13 +100,28 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         series_per_partition=cfg.series_per_partition,
     )
     tables.records.persist(StorageLevel.MEMORY_AND_DISK)
+    optional = {
+        name: ctx.lake.read(name) for name in ("gold.similar_items", "bronze.products") if ctx.lake.exists(name)
+    }
+    analog = analog_tables(
+        demand, profile, optional.get("gold.similar_items"), optional.get("bronze.products"), plan,
+        config.section(ctx.settings, "cold_start", ColdStartConfig), run_id=ctx.run_id, run_date=ctx.run_date,
+        config_hash=ctx.config_hash,
+    )  # fmt: skip
     try:
-        written = {name: ctx.lake.write_with_result(df, name, mode="append") for name, df in tables.by_table().items()}
-        outcome = tables.model_registry.groupBy("model", "status").count().orderBy("model", "status").collect()
-        mase = tables.forecast_backtest.groupBy("model").agg(F.avg("mase").alias("mase")).collect()
+        outputs = with_analog_rows(tables.by_table(), analog)
+        outputs["gold.model_registry"] = with_mlflow_run_id(
+            outputs["gold.model_registry"],
+            ctx.extra.get("mlflow_run_id"),
+            table_columns=None if registry is None else registry.columns,
+        )
+        # once per run id: a re-submitted run writes only the tables its first attempt did not commit
+        written = {name: append_once(ctx.lake, df, name, match={"run_id": ctx.run_id}) for name, df in outputs.items()}
+        outcome = outputs["gold.model_registry"].groupBy("model", "status").count().orderBy("model", "status").collect()
+        mase = outputs["gold.forecast_backtest"].groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:
         tables.records.unpersist()
-    return {
+    summary = {
         "freq": freq,
         "model": plan.mode,
         "horizon": plan.horizon,
@@ -98,6 +132,24 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         "versions": {name: result.version for name, result in written.items()},
         "input_versions": versions,
     }
+    if plan.mode == "auto" and cfg.lstm.enabled:
+        summary["lstm"] = lstm_candidate(ctx, plan, settings=cfg.lstm, country=features.country)
+    return summary
+
+
+def check_sales(ctx: JobContext) -> None:
+    """The data-quality gate before forecasting: bronze.sales, the daily rows every series is built from."""
+    if not ctx.lake.exists("bronze.sales"):
+        log.warning("bronze.sales does not exist: the data-quality gate has nothing to check")
+        return
+    enforce_gate(
+        ctx.lake,
+        [(SALES_CHECK, ctx.lake.read("bronze.sales"))],
+        quality_settings(ctx.settings),
+        stage="forecast",
+        run_id=ctx.run_id,
+        run_date=ctx.run_date,
+    )
 
 
 main = job_main("forecast", __doc__, add_arguments, run)

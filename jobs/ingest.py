@@ -7,7 +7,7 @@ rows go to quarantine.<entity> with their raw values, a reason, the source file 
 that lacks a required column is rejected as a whole and nothing is written.
 
 `replenish ingest --all DIR` ingests every entity found in DIR (DIR/sales/, DIR/sales.csv, ...).
-Entities: sales, products, locations, interactions, suppliers, inventory.
+Entities: sales, products, locations, interactions, suppliers, inventory, inventory_movements.
 
 Examples:
   replenish ingest sales ./exports/sales.csv --map qty=quantity --map store=location
@@ -28,7 +28,7 @@ from replenish.errors import ConfigError, ValidationError
 from replenish.ingest.read import FORMATS, SESSION_SETTINGS, entity_sources, list_folder, read_raw
 from replenish.ingest.schemas import QUARANTINE_KEYS
 from replenish.ingest.validate import IngestConfig, IngestCounts, Validated, parse_mapping, validate
-from replenish.io.catalog import ENTITIES
+from replenish.io.catalog import INGEST_ENTITIES
 from replenish.runtime import JobContext, job_main
 from replenish.session import session_conf
 
@@ -38,7 +38,9 @@ HEADER_MISMATCH = "CSV header does not conform to the schema"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("entity", nargs="?", metavar="ENTITY", help=f"what the file holds: {', '.join(ENTITIES)}")
+    parser.add_argument(
+        "entity", nargs="?", metavar="ENTITY", help=f"what the file holds: {', '.join(INGEST_ENTITIES)}"
+    )
     parser.add_argument("path", nargs="?", metavar="PATH", help="a CSV or Parquet file, or a folder of part files")
     group = parser.add_argument_group("ingest options")
     group.add_argument(
@@ -77,8 +79,8 @@ def _sources(ctx: JobContext, args: argparse.Namespace) -> dict[str, str]:
         return entity_sources(root, entries)
     if not (args.entity and args.path):
         raise ConfigError("give ENTITY PATH (e.g. `replenish ingest sales data/sales.csv`) or --all DIR")
-    if args.entity not in ENTITIES:
-        raise ConfigError(f"unknown entity {args.entity!r}; choose one of {', '.join(ENTITIES)}")
+    if args.entity not in INGEST_ENTITIES:
+        raise ConfigError(f"unknown entity {args.entity!r}; choose one of {', '.join(INGEST_ENTITIES)}")
     return {args.entity: _absolute(args.path)}
 
 

@@ -22,6 +22,8 @@ from replenish.errors import ValidationError
 from replenish.inventory.accuracy import forecast_accuracy
 from replenish.inventory.policy import output_columns, outputs_from_series, plan_inventory
 from replenish.inventory.settings import inventory_settings
+from replenish.io.once import append_once
+from replenish.quality import FORECAST_CHECK, INVENTORY_CHECK, enforce_gate, quality_settings
 from replenish.runtime import JobContext, job_main
 from replenish.session import PLANNING_CONF, session_conf
 from replenish.shared import FREQUENCIES, RunStamp, latest_run_id
@@ -66,6 +68,13 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     if forecast_run_id is None:
         raise ValidationError(f"gold.forecast has no rows for freq {settings.freq}")
     forecast = forecast.where(F.col("run_id") == forecast_run_id)
+    checked = [(FORECAST_CHECK, forecast)]
+    if versions["bronze.inventory"] is not None:
+        checked.append((INVENTORY_CHECK, read("bronze.inventory")))
+    # the data-quality gate before planning: the forecast run planned from and the stock positions
+    enforce_gate(
+        ctx.lake, checked, quality_settings(ctx.settings), stage="inventory", run_id=ctx.run_id, run_date=ctx.run_date
+    )
     backtest = _run_rows(ctx, "gold.backtest_forecast", versions, forecast_run_id, settings.freq)
     metrics = _run_rows(ctx, "gold.forecast_backtest", versions, forecast_run_id, settings.freq)
     stamp = RunStamp(ctx.run_id, ctx.run_date, ctx.config_hash, forecast_run_id)
@@ -84,13 +93,15 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     try:
         outputs = outputs_from_series(series)
         accuracy = forecast_accuracy(metrics, outputs.safety_stock, settings, stamp)
+        # once per run id: a re-submitted run writes only the tables its first attempt did not commit
+        outputs_by_table = {
+            "gold.model_selection": outputs.model_selection,
+            "gold.safety_stock": outputs.safety_stock,
+            "gold.replenishment_plan": outputs.replenishment_plan,
+            "gold.forecast_accuracy": accuracy,
+        }
         written = {
-            "gold.model_selection": ctx.lake.write_with_result(outputs.model_selection, "gold.model_selection"),
-            "gold.safety_stock": ctx.lake.write_with_result(outputs.safety_stock, "gold.safety_stock"),
-            "gold.replenishment_plan": ctx.lake.write_with_result(
-                outputs.replenishment_plan, "gold.replenishment_plan"
-            ),
-            "gold.forecast_accuracy": ctx.lake.write_with_result(accuracy, "gold.forecast_accuracy"),
+            name: append_once(ctx.lake, df, name, match={"run_id": ctx.run_id}) for name, df in outputs_by_table.items()
         }
         totals = series.agg(
             F.count("*").alias("series"),

@@ -30,6 +30,7 @@ from replenish.inventory.holdout import (
     summarize_simulation,
 )
 from replenish.inventory.settings import inventory_settings
+from replenish.io.once import append_once
 from replenish.runtime import JobContext, job_main
 from replenish.session import PLANNING_CONF, session_conf
 from replenish.shared import FREQUENCIES, RunStamp, latest_run_id
@@ -86,7 +87,7 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
             plans=plans, demand=demand, settings=settings, stamp=stamp, holdout=holdout
         ).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            written = ctx.lake.write_with_result(simulation, "gold.inventory_simulation")
+            written = append_once(ctx.lake, simulation, "gold.inventory_simulation", match={"run_id": ctx.run_id})
             summary = summarize_simulation(simulation).toPandas()
         finally:
             simulation.unpersist()

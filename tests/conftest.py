@@ -24,6 +24,8 @@ SPARK_TEST_CONF = {
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.driver.memory": "2g",
     "spark.sql.adaptive.enabled": "true",
+    # delta-spark: a tiny table's snapshot in 2 tasks, not the default 50 (docs/lake.md, test timings)
+    "spark.databricks.delta.snapshotPartitions": "2",
 }
 
 
@@ -46,3 +48,16 @@ def lake(spark, tmp_path: Path):
     from replenish.io.lake import Lake
 
     return Lake(spark, str(tmp_path / "lakehouse"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The MLflow store of every job the tests run: a throwaway SQLite file, never ./mlruns."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    yield uri
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous

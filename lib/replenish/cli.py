@@ -17,6 +17,9 @@ JOBS: dict[str, str] = {
     "report": "report",
     "run-all": "run_all",
     "tables": "tables",
+    "stream": "stream",
+    "train-lstm": "train_lstm",
+    "recommend": "recommend",
 }
 
 

@@ -80,12 +80,14 @@ def load(
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     settings = merge(
-        yaml.safe_load(_conf_text("base.yaml", conf_dir)) or {},
-        yaml.safe_load(_conf_text(f"{profile}.yaml", conf_dir)) or {},
+        _lake_as_section(yaml.safe_load(_conf_text("base.yaml", conf_dir)) or {}),
+        _lake_as_section(yaml.safe_load(_conf_text(f"{profile}.yaml", conf_dir)) or {}),
     )
     settings["profile"] = profile
     for text in overrides:
         path, value = parse_override(text)
+        if path == ["lake"] and not isinstance(value, Mapping):
+            path = ["lake", "root"]  # `--set lake=DIR` keeps meaning the root folder
         node = settings
         for part in path[:-1]:
             child = node.setdefault(part, {})
@@ -162,3 +164,25 @@ def config_hash(settings: Mapping[str, Any]) -> str:
 
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _lake_as_section(layer: dict[str, Any]) -> dict[str, Any]:
+    """`lake: DIR` (a profile's shorthand) is `lake: {root: DIR}`, so layers merge key by key."""
+    if "lake" in layer and not isinstance(layer["lake"], Mapping):
+        layer = {**layer, "lake": {"root": layer["lake"]}}
+    return layer
+
+
+def lake_root(settings: Mapping[str, Any]) -> str:
+    """The lake root folder or URI of merged settings (`lake.root`)."""
+    lake = settings.get("lake")
+    return str(lake.get("root", "./lakehouse") if isinstance(lake, Mapping) else lake or "./lakehouse")
+
+
+def lake_engine(settings: Mapping[str, Any]) -> str:
+    """The lake engine of merged settings (`lake.engine`): auto, delta-spark or embedded."""
+    lake = settings.get("lake")
+    engine = str(lake.get("engine", "auto")) if isinstance(lake, Mapping) else "auto"
+    if engine not in ("auto", "delta-spark", "embedded"):
+        raise ConfigError(f"lake.engine: expected auto, delta-spark or embedded, got {engine!r}")
+    return engine

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from replenish import config
 from replenish.errors import ReplenishError
+from replenish.tracking import track_job
 
 log = logging.getLogger("replenish")
 
@@ -87,15 +88,28 @@ def open_context(args: argparse.Namespace, *, spark: Any = None) -> JobContext:
 
     settings = config.load(args.profile, args.overrides, conf_dir=args.conf_dir)
     if args.lake:
-        settings["lake"] = args.lake
+        settings.setdefault("lake", {})["root"] = args.lake
+    engine = config.lake_engine(settings)
     if spark is None:
-        spark = build_spark(settings.get("spark", {}), profile=args.profile)
+        spark = build_spark(settings.get("spark", {}), profile=args.profile, lake_engine=engine)
     run_date = args.run_date or dt.datetime.now(dt.UTC).date()
+    run_id = args.run_id or new_run_id()
+    register = bool(settings.get("lake", {}).get("register_catalog", True))
+    lake = Lake(
+        spark,
+        config.lake_root(settings),
+        engine=engine,  # type: ignore[arg-type]
+        commit_info={"run_id": run_id},
+        register_catalog=register,
+    )
+    if register:
+        lake.register_in_catalog()
+    log.info("lake %s: engine %s", lake.root, lake.engine_name)
     return JobContext(
         settings=settings,
         spark=spark,
-        lake=Lake(spark, settings["lake"]),
-        run_id=args.run_id or new_run_id(),
+        lake=lake,
+        run_id=run_id,
         run_date=run_date,
         config_hash=config.config_hash(settings),
     )
@@ -132,11 +146,13 @@ def job_main(name: str, description: str | None, add_arguments: AddArguments, ru
         started = time.monotonic()
         try:
             ctx = open_context(args, spark=spark)
-            summary = run(ctx, args)
+            log.info("%s run_id %s (re-submit with --run-id %s to resume it)", name, ctx.run_id, ctx.run_id)
+            summary = track_job(name, ctx, args, run)  # run(ctx, args) inside an MLflow run
         except ReplenishError as exc:
             print(f"replenish {name}: error: {exc}", file=sys.stderr)
             return 2
         summary = {"job": name, "run_id": ctx.run_id, "seconds": round(time.monotonic() - started, 1), **summary}
+        summary.setdefault("lake_engine", ctx.lake.engine_name)
         print(json.dumps(summary, default=str))
         return 0
 

@@ -49,13 +49,17 @@ def check_java() -> None:
         raise ConfigError(f"Spark 3.5 runs on Java 11 or 17; found Java {version}. Set JAVA_HOME to a JDK 17.")
 
 
-def build_spark(spark_settings: Mapping[str, Any], *, profile: str = "local") -> SparkSession:
+def build_spark(
+    spark_settings: Mapping[str, Any], *, profile: str = "local", lake_engine: str = "auto"
+) -> SparkSession:
     """Return a SparkSession configured by a profile's `spark` section.
 
     Args:
         spark_settings: `app_name`, `master` (None: leave it to spark-submit), `conf` (a mapping
             of Spark settings) and `reuse_active` (Databricks: use the session already running).
         profile: the profile name, for logging only.
+        lake_engine: `auto` or `delta-spark` give the session delta-spark's JARs, SQL extension and
+            catalog (`replenish.io.engines`); `embedded` leaves them out.
     """
     if spark_settings.get("reuse_active"):
         active = SparkSession.getActiveSession()
@@ -64,19 +68,24 @@ def build_spark(spark_settings: Mapping[str, Any], *, profile: str = "local") ->
         return active
     if profile == "local":
         check_java()
-    builder = SparkSession.builder.appName(str(spark_settings.get("app_name", "replenish")))
     master = spark_settings.get("master")
-    if master:
-        builder = builder.master(str(master))
     conf = dict(spark_settings.get("conf") or {})
     # Executors must run the same interpreter that has replenish installed.
     conf.setdefault("spark.pyspark.python", os.environ.get("PYSPARK_PYTHON", sys.executable))
     conf.setdefault("spark.pyspark.driver.python", sys.executable)
     # Outside spark-submit, PySpark takes the worker interpreter from the environment, not the conf.
     os.environ.setdefault("PYSPARK_PYTHON", str(conf["spark.pyspark.python"]))
-    for key, value in conf.items():
-        builder = builder.config(key, str(value))
-    spark = builder.getOrCreate()
+    from replenish.io.engines import create_with_delta
+
+    def create(full_conf: Mapping[str, Any]) -> SparkSession:
+        builder = SparkSession.builder.appName(str(spark_settings.get("app_name", "replenish")))
+        if master:
+            builder = builder.master(str(master))
+        for key, value in full_conf.items():
+            builder = builder.config(key, str(value))
+        return builder.getOrCreate()
+
+    spark = create_with_delta(create, {k: str(v) for k, v in conf.items()}, engine=lake_engine)
     spark.sparkContext.setLogLevel(str(spark_settings.get("log_level", "WARN")))
     log.info("spark session %s on %s (profile %s)", spark.version, spark.sparkContext.master, profile)
     return spark

@@ -15,13 +15,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from replenish.io.engines import delta_package
+
 WORKERS = 2
+FAKE_GPU_DISCOVERY = Path(__file__).with_name("fake_gpu_discovery.sh")
 
 
 def _free_port() -> int:
@@ -50,12 +53,50 @@ class StandaloneCluster:
         except OSError:
             return 0
 
-    def submit(self, script: Path, args: Sequence[str], *, timeout: float = 600) -> subprocess.CompletedProcess:
+    def submit(
+        self,
+        script: Path,
+        args: Sequence[str],
+        *,
+        timeout: float = 600,
+        shipped: Shipped | None = None,
+        conf: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess:
         """`spark-submit` a job to the cluster; raises with the job's output when it fails."""
+        command, env = self.submit_command(script, args, shipped=shipped, conf=conf)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        if result.returncode != 0:
+            raise AssertionError(
+                f"spark-submit {script.name} {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+            )
+        return result
+
+    def submit_command(
+        self,
+        script: Path,
+        args: Sequence[str],
+        *,
+        shipped: Shipped | None = None,
+        conf: Mapping[str, str] | None = None,
+    ) -> tuple[list[str], dict[str, str]]:
+        """The `spark-submit` command line and environment of a job.
+
+        With `shipped`, driver and executors run an interpreter without replenish and import it only
+        from the wheel sent with `--py-files`, as the README's "Running on a cluster" tells users.
+        """
+        python = str(shipped.python) if shipped is not None else sys.executable
+        extra: list[str] = []
+        for key, value in (conf or {}).items():
+            extra += ["--conf", f"{key}={value}"]
+        if shipped is not None:
+            extra += ["--py-files", str(shipped.wheel)]
         command = [
             str(self.home / "bin" / "spark-submit"),
             "--master",
             self.master_url,
+            "--packages",  # delta-spark's JARs for the driver and, through it, the executors
+            delta_package(),
             "--conf",
             "spark.executor.cores=1",
             "--conf",
@@ -67,22 +108,17 @@ class StandaloneCluster:
             "--conf",
             "spark.sql.shuffle.partitions=4",
             "--conf",
-            f"spark.pyspark.python={sys.executable}",
+            f"spark.pyspark.python={python}",
             "--conf",
-            f"spark.pyspark.driver.python={sys.executable}",
+            f"spark.pyspark.driver.python={python}",
             "--conf",
             "spark.ui.enabled=false",
+            *extra,
             str(script),
             *args,
         ]
-        env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
-        if result.returncode != 0:
-            raise AssertionError(
-                f"spark-submit {script.name} {' '.join(args)} failed ({result.returncode}):\n"
-                f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-            )
-        return result
+        env = {**os.environ, "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python}
+        return command, env
 
 
 def _start(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -145,7 +181,13 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
                         str(base / f"work-{index}"),
                     ],
                     base / f"worker-{index}.log",
-                    env,
+                    {
+                        **env,
+                        # each worker advertises one fake GPU with its own address (docs/lstm.md)
+                        "REPLENISH_FAKE_GPU": str(index),
+                        "SPARK_WORKER_OPTS": f"-Dspark.worker.resource.gpu.amount=1 "
+                        f"-Dspark.worker.resource.gpu.discoveryScript={FAKE_GPU_DISCOVERY}",
+                    },
                 )
             )
         deadline = time.monotonic() + 180
@@ -167,3 +209,77 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+# --- replenish shipped the way the README tells users: the wheel of `make dist` on `--py-files` ---
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What a job run on the cluster gets: the built wheel, and an interpreter that lacks replenish.
+
+    Attributes:
+        wheel: `dist/replenish-*.whl` as `make dist` builds it.
+        python: a virtual environment whose site-packages reach the dependencies (pyspark, pandas,
+            statsforecast, ...) of the test interpreter but not its editable install of replenish, like
+            cluster nodes with the dependencies installed and replenish shipped per job.
+    """
+
+    wheel: Path
+    python: Path
+
+
+def dependency_paths() -> list[str]:
+    """The site-packages folders of this interpreter, in `sys.path` order."""
+    return [entry for entry in sys.path if entry.endswith("site-packages") and Path(entry).is_dir()]
+
+
+@pytest.fixture(scope="session")
+def shipped_package(tmp_path_factory: pytest.TempPathFactory) -> Shipped:
+    """Build the wheel once per session with `make dist`, and an interpreter that imports replenish only from it.
+
+    The folders are listed in a `.pth` file as plain paths: Python adds them to `sys.path` without
+    running the `.pth` files inside them, so the editable install's import hook never loads.
+    """
+    base = tmp_path_factory.mktemp("shipped")
+    dist = base / "dist"
+    built = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO), "dist", f"DIST={dist}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    wheels = sorted(dist.glob("replenish-*.whl"))
+    if built.returncode != 0 or len(wheels) != 1:
+        pytest.fail(f"make dist failed ({built.returncode}):\n{built.stdout[-2000:]}\n{built.stderr[-3000:]}")
+    venv = base / "node-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(purelib) / "dependencies.pth").write_text("\n".join(dependency_paths()) + "\n")
+    probe = "import importlib.util as u, pyspark, pandas, statsforecast; print(u.find_spec('replenish') is None)"
+    bare = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, env=_without_pythonpath(), check=False
+    )
+    assert bare.stdout.strip() == "True", f"the node interpreter must lack replenish: {bare.stdout} {bare.stderr}"
+    with_wheel = subprocess.run(
+        [str(python), "-c", "import replenish.conf, replenish_jobs.forecast, sys; print(replenish.conf.__file__)"],
+        capture_output=True,
+        text=True,
+        env={**_without_pythonpath(), "PYTHONPATH": str(wheels[0])},
+        check=False,
+    )
+    assert str(wheels[0]) in with_wheel.stdout, f"the wheel does not import: {with_wheel.stderr[-2000:]}"
+    return Shipped(wheel=wheels[0], python=python)
+
+
+def _without_pythonpath() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}

@@ -23,7 +23,9 @@ def _summary(stdout: str) -> dict:
     return json.loads(lines[-1])
 
 
-def test_ingest_features_forecast_inventory_on_a_standalone_cluster(standalone_cluster, tmp_path: Path) -> None:
+def test_ingest_features_forecast_inventory_on_a_standalone_cluster(
+    standalone_cluster, shipped_package, tmp_path: Path
+) -> None:
     lake, raw = tmp_path / "lakehouse", tmp_path / "raw"
     common = [
         "--lake",
@@ -37,17 +39,20 @@ def test_ingest_features_forecast_inventory_on_a_standalone_cluster(standalone_c
         "--set",
         "forecast.backtest.folds=3",  # the default 6 doubles the forecast's time; 3 test the same paths
     ]
+    ship = {"shipped": shipped_package}  # the wheel on --py-files, as the README tells users
     generated = standalone_cluster.submit(
         JOBS / "generate.py",
         ["--skus", "16", "--locations", "2", "--days", "240", "--users", "40", "--out", str(raw), *common],
+        **ship,
     )
     assert _summary(generated.stdout)["job"] == "generate"
 
-    ingested = _summary(standalone_cluster.submit(JOBS / "ingest.py", ["--all", str(raw), *common]).stdout)
+    ingested = _summary(standalone_cluster.submit(JOBS / "ingest.py", ["--all", str(raw), *common], **ship).stdout)
     assert ingested["job"] == "ingest"
-    standalone_cluster.submit(JOBS / "features.py", ["--freq", "W", *common])
-    standalone_cluster.submit(JOBS / "forecast.py", ["--freq", "W", "--horizon", "4", *common])
-    standalone_cluster.submit(JOBS / "inventory.py", ["--freq", "W", *common])
+    assert ingested["lake_engine"] == "delta-spark"  # the JARs came with spark-submit --packages
+    standalone_cluster.submit(JOBS / "features.py", ["--freq", "W", *common], **ship)
+    standalone_cluster.submit(JOBS / "forecast.py", ["--freq", "W", "--horizon", "4", *common], **ship)
+    standalone_cluster.submit(JOBS / "inventory.py", ["--freq", "W", *common], **ship)
 
     sales = _sql(f"{lake}/bronze/sales", "SELECT count(*) AS n, count(DISTINCT sku) AS skus FROM t")[0]
     assert sales["n"] > 0 and sales["skus"] > 1

@@ -28,6 +28,8 @@ SETTINGS = [
     "forecast.series_per_partition=2",
     "--set",
     "forecast.daily.train_periods=84",
+    "--set",
+    "forecast.lstm.enabled=false",  # the LSTM candidate has its own tests (test_lstm.py)
 ]
 
 

@@ -351,3 +351,21 @@ def test_bi_queries_agree_on_duckdb_and_spark(spark, pipeline, title: str, query
             assert left.astype(float).to_numpy() == pytest.approx(right.astype(float).to_numpy(), nan_ok=True)
         else:
             assert left.astype(str).tolist() == right.astype(str).tolist(), column
+
+
+def test_a_resubmitted_inventory_run_commits_nothing_new(pipeline, spark) -> None:
+    """The same run id again (as after a driver died mid-run): every table already holds the run."""
+    from replenish_jobs import inventory
+
+    lake = pipeline["lake"]
+    tables = [
+        "gold.model_selection",
+        "gold.safety_stock",
+        "gold.replenishment_plan",
+        "gold.forecast_accuracy",
+        "gold.data_quality",
+    ]
+    before = lake.versions(tables)
+    argv = ["--run-id", "20240229T000000-inv", "--lake", lake.root, "--run-date", "2024-02-29"]
+    assert inventory.main(argv, spark=spark) == 0
+    assert lake.versions(tables) == before

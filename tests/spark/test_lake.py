@@ -26,6 +26,21 @@ from replenish.io.lake import Lake
 
 pytestmark = pytest.mark.spark
 
+ENGINES = ("delta-spark", "embedded")
+
+
+@pytest.fixture(params=ENGINES)
+def lake(request, spark, tmp_path: Path) -> Lake:
+    """An empty lake on each engine: every Lake operation must behave alike on both."""
+    return Lake(spark, str(tmp_path / "lakehouse"), engine=request.param)
+
+
+@pytest.fixture()
+def embedded_lake(spark, tmp_path: Path) -> Lake:
+    """The embedded engine alone: its staging, footer statistics and commit phase."""
+    return Lake(spark, str(tmp_path / "lakehouse"), engine="embedded")
+
+
 EVENTS = TableSpec("test.events", partition_by=("day",), keys=("id",))
 FLAT = TableSpec("test.flat", keys=("id",))
 
@@ -135,7 +150,7 @@ def test_empty_write_creates_a_readable_empty_table(lake: Lake, spark) -> None:
 
 
 def test_statistics_on_the_executors_match_the_driver_path(spark, tmp_path: Path) -> None:
-    lake = Lake(spark, str(tmp_path / "lake"))
+    lake = Lake(spark, str(tmp_path / "lake"), engine="embedded")
     lake._engine.describe_on_executors_above = 0
     lake.write(_events(spark, range(0, 40)).repartition(4), EVENTS)
     adds = [a["add"] for a in _log_actions(lake.path(EVENTS), 0) if "add" in a]
@@ -154,7 +169,8 @@ def test_compact_rewrites_small_files_without_changing_data(lake: Lake, spark) -
     assert all(not a[k]["dataChange"] for a in commit for k in ("add", "remove") if k in a)
 
 
-def test_a_failure_before_the_commit_leaves_the_previous_version(lake: Lake, spark, monkeypatch) -> None:
+def test_a_failure_before_the_commit_leaves_the_previous_version(embedded_lake: Lake, spark, monkeypatch) -> None:
+    lake = embedded_lake
     lake.write(_events(spark, range(0, 10)), EVENTS)
 
     def explode(uri: str) -> None:
@@ -180,8 +196,8 @@ KILLED_WRITER = textwrap.dedent(
     from replenish.io.catalog import TableSpec
     from replenish.io.lake import Lake
 
-    spark = build_spark({{"master": "local[1]", "conf": SPARK_TEST_CONF, "log_level": "ERROR"}})
-    lake = Lake(spark, {root!r})
+    spark = build_spark({{"master": "local[1]", "conf": SPARK_TEST_CONF, "log_level": "ERROR"}}, lake_engine="embedded")
+    lake = Lake(spark, {root!r}, engine="embedded")
     table = TableSpec("test.events", partition_by=("day",), keys=("id",))
 
     def hang(uri):
@@ -197,8 +213,9 @@ KILLED_WRITER = textwrap.dedent(
 
 
 def test_a_writer_killed_during_the_commit_phase_leaves_the_table_at_its_previous_version(
-    lake: Lake, spark, tmp_path: Path
+    embedded_lake: Lake, spark, tmp_path: Path
 ) -> None:
+    lake = embedded_lake
     events = TableSpec("test.events", partition_by=("day",), keys=("id",))
     rows = spark.range(0, 100).select(
         F.col("id"), F.expr("date_add(date'2024-01-01', cast(id % 3 as int))").alias("day")
@@ -234,8 +251,123 @@ def test_a_writer_killed_during_the_commit_phase_leaves_the_table_at_its_previou
     assert version == lake.version(events) > 0 and lake.read(events).count() == 10
 
 
-def test_the_embedded_engine_is_chosen_without_delta_jars(lake: Lake) -> None:
-    assert lake.engine_name == "embedded"
+def test_sessions_get_delta_spark_by_default_and_the_lake_uses_it(spark, tmp_path: Path) -> None:
+    assert "io.delta.sql.DeltaSparkSessionExtension" in spark.conf.get("spark.sql.extensions")
+    assert spark.conf.get("spark.sql.catalog.spark_catalog").endswith("DeltaCatalog")
+    lake = Lake(spark, str(tmp_path / "lake"), commit_info={"run_id": "r-1"})
+    assert lake.engine_name == "delta-spark"
+    lake.write(spark.range(3), FLAT)
+    assert json.loads(lake.history(FLAT)[0]["userMetadata"]) | {"write_id": None} == {
+        "engine": "delta-spark",
+        "run_id": "r-1",
+        "mode": "append",
+        "write_id": None,
+    }
+
+
+def test_every_commit_records_the_engine_and_run(lake: Lake, spark) -> None:
+    lake.commit_info["run_id"] = "r-2"
+    lake.write(_events(spark, range(0, 5)), EVENTS)
+    lake.insert_new(_events(spark, range(3, 8)), EVENTS)
+    for commit in lake.history(EVENTS):
+        info = json.loads(commit["userMetadata"])
+        assert (info["engine"], info["run_id"]) == (lake.engine_name, "r-2")
+        assert isinstance(commit["timestamp"], dt.datetime) and commit["timestamp"].tzinfo is not None
+
+
+def test_time_travel_by_version_and_by_timestamp(lake: Lake, spark) -> None:
+    lake.write(_events(spark, range(0, 10)), EVENTS)
+    time.sleep(1.1)  # commit timestamps have millisecond resolution; keep the two versions apart
+    lake.write(_events(spark, range(10, 15)), EVENTS)
+    first, second = sorted(lake.history(EVENTS), key=lambda c: c["version"])
+    assert lake.read(EVENTS, version=0).count() == 10
+    assert lake.read(EVENTS, timestamp=first["timestamp"]).count() == 10
+    assert lake.read(EVENTS, timestamp=second["timestamp"].isoformat()).count() == 15
+    with pytest.raises(LakeError, match="version 7"):
+        lake.read(EVENTS, version=7).count()
+
+
+def test_compact_zorders_the_gold_tables_bi_filters_by_sku(lake: Lake, spark) -> None:
+    from replenish.io.catalog import ZORDER_BY
+
+    assert ZORDER_BY["gold.replenishment_plan"] == ("sku",)
+    plan = TableSpec("gold.replenishment_plan", keys=("sku",))
+    rows = spark.range(0, 400).select(F.format_string("SKU-%04d", (F.col("id") * 7919) % 400).alias("sku"), "id")
+    for start in range(4):
+        lake.write(rows.where(f"id % 4 = {start}").repartition(2), plan)
+    lake.compact(plan, zorder_by=["sku"])
+    last = lake.history(plan)[0]
+    if lake.engine_name == "delta-spark":
+        assert last["operation"] == "OPTIMIZE" and json.loads(last["operationParameters"]["zOrderBy"]) == ["sku"]
+    assert lake.read(plan).count() == 400
+    assert sorted(r["sku"] for r in lake.read(plan).collect()) == sorted(r["sku"] for r in rows.collect())
+
+
+def test_vacuum_removes_files_no_version_needs(lake: Lake, spark) -> None:
+    lake.write(_events(spark, range(0, 10)), EVENTS)
+    lake.write(_events(spark, range(0, 4)), EVENTS, mode="overwrite")
+    on_disk = lambda: {p.name for p in Path(lake.path(EVENTS)).rglob("*.parquet")}  # noqa: E731
+    before = on_disk()
+    listed = lake.vacuum(EVENTS, retention_hours=0, dry_run=True)
+    assert listed and on_disk() == before
+    removed = lake.vacuum(EVENTS, retention_hours=0)
+    assert len(removed) == len(listed) and len(on_disk()) < len(before)
+    assert lake.read(EVENTS).count() == 4
+
+
+def test_the_engine_can_be_forced_and_is_refused_where_it_cannot_run(spark, tmp_path: Path) -> None:
+    assert Lake(spark, str(tmp_path), engine="embedded").engine_name == "embedded"
+    with pytest.raises(ValueError, match="engine must be"):
+        Lake(spark, str(tmp_path), engine="parquet")  # type: ignore[arg-type]
+
+
+AIR_GAPPED_SESSION = textwrap.dedent(
+    """
+    import json, logging, sys
+    sys.path.insert(0, {tests!r})
+    from conftest import SPARK_TEST_CONF
+    from replenish.session import build_spark
+    from replenish.io.lake import Lake
+
+    logging.basicConfig(level=logging.WARNING)
+    conf = {{**SPARK_TEST_CONF, "spark.jars.ivy": {ivy!r}, "spark.jars.ivySettings": {settings!r}}}
+    spark = build_spark({{"master": "local[1]", "conf": conf, "log_level": "ERROR"}}, lake_engine={engine!r})
+    lake = Lake(spark, {root!r})
+    lake.write(spark.range(5), "bronze.products")
+    print(json.dumps({{"engine": lake.engine_name, "rows": lake.read("bronze.products").count()}}))
+    spark.stop()
+    """
+)
+NO_REPOSITORY = """<ivysettings><settings defaultResolver="nowhere"/><resolvers>
+<filesystem name="nowhere"><artifact pattern="/nonexistent/[organisation]/[artifact]-[revision].[ext]"/></filesystem>
+</resolvers></ivysettings>"""
+
+
+@pytest.mark.parametrize("engine", ["auto", "delta-spark"])
+def test_without_a_maven_repository_auto_falls_back_to_embedded_and_delta_spark_fails(
+    engine: str, tmp_path: Path
+) -> None:
+    """An air-gapped machine: an empty Ivy cache and no repository that has delta-spark."""
+    settings = tmp_path / "ivysettings.xml"
+    settings.write_text(NO_REPOSITORY)
+    script = tmp_path / "session.py"
+    script.write_text(
+        AIR_GAPPED_SESSION.format(
+            tests=str(Path(__file__).parents[1]),
+            ivy=str(tmp_path / "ivy"),
+            settings=str(settings),
+            engine=engine,
+            root=str(tmp_path / "lake"),
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
+    if engine == "auto":
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == {"engine": "embedded", "rows": 5}
+        assert "could not be resolved" in done.stderr and "lake.engine=embedded" in done.stderr
+    else:
+        assert done.returncode != 0
+        assert "lake.engine is delta-spark but Spark did not start with io.delta:delta-spark_2.12" in done.stderr
 
 
 def test_reading_a_missing_table_names_it(lake: Lake) -> None:

@@ -31,6 +31,14 @@ SCALE = [
     "forecast.horizon=14",
     "--set",
     "forecast.backtest.folds=3",  # the default 6 doubles the forecast's time; 3 test the same paths
+    "--set",
+    "recommend.ranks=[4]",  # one ALS setting: the search's paths are tested in test_recommend.py
+    "--set",
+    "recommend.reg_params=[0.1]",
+    "--set",
+    "recommend.alphas=[10.0]",
+    "--set",
+    "recommend.max_iter=5",
 ]
 EXPECTED_TABLES = {
     "bronze.sales",
@@ -51,6 +59,13 @@ EXPECTED_TABLES = {
     "gold.replenishment_plan",
     "gold.forecast_accuracy",
     "gold.inventory_simulation",
+    "gold.data_quality",
+    "silver.user_index",
+    "silver.sku_index",
+    "gold.recommendations",
+    "gold.item_factors",
+    "gold.similar_items",
+    "gold.recommender_evaluation",
 }
 
 
@@ -163,3 +178,13 @@ def test_the_results_notebook_runs_against_the_lake(pipeline: dict, spark, monke
     ]
     assert len(future) == len(of_series) > 0
     assert (future["yhat_lo_80"] <= future["yhat"]).all() and (future["yhat"] <= future["yhat_hi_80"]).all()
+
+
+def test_run_all_passes_the_data_quality_gate_before_forecast_and_inventory(pipeline: dict) -> None:
+    checks = pipeline["lake"].read("gold.data_quality").collect()
+    assert {(row["stage"], row["table_name"]) for row in checks} == {
+        ("forecast", "bronze.sales"),
+        ("inventory", "gold.forecast"),
+        ("inventory", "bronze.inventory"),
+    }
+    assert {row["status"] for row in checks} == {"pass"}, [row["message"] for row in checks if row["status"] != "pass"]

@@ -34,7 +34,7 @@ def _nested(forecast: dict[str, np.ndarray]) -> bool:
 
 
 def test_every_model_is_registered_and_every_fallback_is_a_model() -> None:
-    assert set(MODELS) == {"seasonal_naive", "arima", "ets", "croston_sba", "tsb", "recent_mean", "zero"}
+    assert set(MODELS) == {"seasonal_naive", "arima", "ets", "theta", "croston_sba", "tsb", "recent_mean", "zero"}
     assert all(issubclass(cls, SeriesModel) for cls in MODELS.values())
     assert all(name in MODELS for name in FALLBACKS)
     assert all(target is None or target in MODELS for target in FALLBACKS.values())

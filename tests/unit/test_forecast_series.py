@@ -181,7 +181,7 @@ def test_auto_mode_keeps_arima_for_the_top_revenue_series() -> None:
     low_value = history(weekly(120), demand_class="smooth", top_revenue=False)
     auto = forecast_series(low_value, plan)
     check_forecasts(auto)
-    assert [c.model for c in auto.candidates] == ["seasonal_naive", "ets"]
+    assert [c.model for c in auto.candidates] == ["seasonal_naive", "ets", "theta"]
     assert "outside the top 40% of revenue" in auto.candidates[1].reason
     explicit = forecast_series(low_value, replace(plan, mode="arima"))
     assert [c.model for c in explicit.candidates] == ["arima"]

@@ -53,16 +53,30 @@ def period_end(start: dt.date, freq: str) -> dt.date:
     return next_month - dt.timedelta(days=1)
 
 
-def complete_period_range(first_day: dt.date, last_day: dt.date, freq: str) -> tuple[dt.date, dt.date]:
-    """The days `[start, end]` of the periods that lie wholly inside `[first_day, last_day]`.
+GRAIN_ORDER: dict[str, int] = {"D": 0, "W": 1, "M": 2}
+
+
+def complete_period_range(
+    first_day: dt.date, last_day: dt.date, freq: str, *, grain: str = "D"
+) -> tuple[dt.date, dt.date]:
+    """The days `[start, end]` of the periods that lie wholly inside the data.
 
     Partial periods at the edges of the data are dropped: a week cut off after two days would look
-    like a collapse in demand to every model downstream.
+    like a collapse in demand to every model downstream. The data covers the whole `grain` period of
+    its last date: a monthly extract dated on the 1st covers its last month, which is kept.
 
     Raises:
-        ValidationError: the data does not cover one complete period.
+        ValidationError: the data does not cover one complete period, or `grain` is coarser than
+            `freq` (monthly sales cannot be split into weeks).
     """
     check_freq(freq)
+    check_freq(grain)
+    if GRAIN_ORDER[grain] > GRAIN_ORDER[freq]:
+        raise ValidationError(
+            f"sales at grain {grain} cannot be split into periods of frequency {freq}: "
+            f"build features at --freq {grain} (or coarser), or declare the grain (features.grain, --grain)"
+        )
+    last_day = period_end(period_start(last_day, grain), grain)
     start = period_start(first_day, freq)
     if start < first_day:
         start = period_end(start, freq) + dt.timedelta(days=1)

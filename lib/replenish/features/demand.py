@@ -95,6 +95,39 @@ def sales_date_range(sales: DataFrame) -> tuple[dt.date, dt.date]:
     return first_day, last_day
 
 
+def sales_grain(sales: DataFrame) -> tuple[dt.date, dt.date, str]:
+    """First and last sales date and the grain the dates show, in one aggregate.
+
+    The grain is M when every date is the 1st of a month, W when every date is a Monday, else D (a
+    file with a single date is read as daily).
+    """
+    require_columns(sales, ["date"], "sales")
+    day = F.col("date")
+    first_day, last_day, off_month, off_week = sales.agg(  # type: ignore[misc]
+        F.min(day),
+        F.max(day),
+        F.count(F.when(F.dayofmonth(day) != 1, 1)),
+        F.count(F.when(F.dayofweek(day) != 2, 1)),  # dayofweek: Sunday 1, Monday 2
+    ).first()
+    if first_day is None:
+        raise ValidationError("sales has no rows (or no dates): nothing to build demand from")
+    grain = "D"
+    if first_day < last_day and off_month == 0:
+        grain = "M"
+    elif first_day < last_day and off_week == 0:
+        grain = "W"
+    return first_day, last_day, grain
+
+
+def resolve_grain(declared: str, detected: str) -> tuple[str, str]:
+    """The grain to use and why: the declared one, or the detected one under `auto`."""
+    if declared == "auto":
+        return detected, "detected from the sales dates (features.grain: auto)"
+    if declared != detected:
+        log.warning("sales grain declared %s, but the dates look like grain %s", declared, detected)
+    return declared, "declared"
+
+
 def _daily_sales(sales: DataFrame, returns: ReturnsPolicy) -> DataFrame:
     """One row per SKU-location and day with sales rows, partitioned by (sku, location).
 
@@ -134,13 +167,14 @@ def _with_products(daily: DataFrame, products: DataFrame | None) -> DataFrame:
     return daily.join(F.broadcast(attributes), on="sku", how="left")
 
 
-def _fill_days(daily: DataFrame, range_start: dt.date, range_end: dt.date) -> DataFrame:
+def _fill_days(daily: DataFrame, range_start: dt.date, range_end: dt.date, grain: str = "D") -> DataFrame:
     """Every day of every series from its start to `range_end`, without a join.
 
     Each sales row is exploded into itself and the row-less days that follow it up to the next
     sales row (or `range_end`): those are in-stock days with zero demand, priced at the last known
-    price. The first row of a series also covers the days back to the product's launch date when
-    that is earlier. Days outside `[range_start, range_end]` are dropped.
+    price, except that a row of a coarser `grain` (a month dated on its 1st) passes its stock flag
+    to the other days of its period. The first row of a series also covers the days back to the
+    product's launch date when that is earlier. Days outside `[range_start, range_end]` are dropped.
     """
     window = series_window()
     previous_day = F.lag("date").over(window)
@@ -165,12 +199,16 @@ def _fill_days(daily: DataFrame, range_start: dt.date, range_end: dt.date) -> Da
         .select("*", F.explode(F.sequence("first_covered", "last_covered")).alias("day"))
     )
     observed = F.col("day") == F.col("date")
+    if grain == "D":
+        same_period = observed
+    else:
+        same_period = period_start_column(F.col("day"), grain) == period_start_column(F.col("date"), grain)
     return covered.select(
         *SERIES_KEYS,
         F.col("day").alias("date"),
         "category",
         F.when(observed, F.col("quantity")).otherwise(F.lit(0.0)).alias("quantity"),
-        F.when(observed, F.col("in_stock")).otherwise(F.lit(True)).alias("in_stock"),
+        F.when(same_period, F.col("in_stock")).otherwise(F.lit(True)).alias("in_stock"),
         F.when(observed, F.col("promo")).otherwise(F.lit(False)).alias("promo"),
         "price",
     )
@@ -219,12 +257,14 @@ def build_demand(
     *,
     freq: str,
     date_range: tuple[dt.date, dt.date] | None = None,
+    grain: str = "D",
 ) -> DataFrame:
     """Gap-filled demand per SKU-location and period, with censoring, price and promo share.
 
     A series runs from its first sales row (or the product's `launch_date`, when earlier) to the end
-    of the data; only complete periods are kept (a week cut off by the end of the data is dropped).
-    Days without a sales row are in stock with zero demand. Returns follow `cfg.returns`.
+    of the data; only complete periods are kept (a week cut off by the end of the data is dropped;
+    the data covers the whole `grain` period of its last date). Days without a sales row are in
+    stock with zero demand. Returns follow `cfg.returns`.
 
     Args:
         sales: `bronze.sales` columns: sku, location, date, quantity, price, promo, in_stock, is_return.
@@ -232,6 +272,7 @@ def build_demand(
         cfg: the features settings (`censored_below`, `returns`).
         freq: D (days), W (weeks starting Monday) or M (months, dated on the 1st).
         date_range: first and last sales date, when already known; otherwise collected from `sales`.
+        grain: the period a sales row stands for (D, W, M; see `FeaturesConfig.grain`).
 
     Returns:
         freq, sku, location, date (period start), category, demand (units; observed sales when
@@ -243,9 +284,9 @@ def build_demand(
     check_freq(freq)
     require_columns(sales, SALES_COLUMNS, "sales")
     first_day, last_day = date_range or sales_date_range(sales)
-    range_start, range_end = complete_period_range(first_day, last_day, freq)
+    range_start, range_end = complete_period_range(first_day, last_day, freq, grain=grain)
     daily = _with_products(_daily_sales(sales, cfg.returns), products)
-    days = _fill_days(daily, range_start, range_end)
+    days = _fill_days(daily, range_start, range_end, grain)
     return _to_periods(days, freq, cfg.censored_below)
 
 
@@ -337,6 +378,7 @@ def build_features(
     cfg: FeaturesConfig,
     *,
     freq: str,
+    grain: str | None = None,
 ) -> DataFrame:
     """`silver.demand` for one frequency: demand, censoring, price, promo, calendar, lags, rolling stats.
 
@@ -345,6 +387,7 @@ def build_features(
         products: `bronze.products`, or None when there is no product master.
         cfg: the features settings; `cfg.for_freq(freq)` gives lags and windows.
         freq: D, W or M.
+        grain: the period a sales row stands for (D, W, M or auto); None: `cfg.grain`.
 
     Returns:
         The columns of `silver.demand` (docs/tables.md), partitioned by (sku, location). The lag and
@@ -353,10 +396,12 @@ def build_features(
     """
     check_freq(freq)
     settings = cfg.for_freq(freq)
-    first_day, last_day = sales_date_range(sales)
-    range_start, range_end = complete_period_range(first_day, last_day, freq)
+    first_day, last_day, detected = sales_grain(sales)
+    chosen, why = resolve_grain(grain or cfg.grain, detected)
+    log.info("features %s: sales grain %s (%s)", freq, chosen, why)
+    range_start, range_end = complete_period_range(first_day, last_day, freq, grain=chosen)
     log.info("features %s: sales %s..%s, complete periods %s..%s", freq, first_day, last_day, range_start, range_end)
-    demand = build_demand(sales, products, cfg, freq=freq, date_range=(first_day, last_day))
+    demand = build_demand(sales, products, cfg, freq=freq, date_range=(first_day, last_day), grain=chosen)
     demand = add_price_features(demand, settings.regular_price_window)
     demand = add_lag_features(demand, settings.lags, settings.rolling_windows)
     calendar = build_calendar(sales.sparkSession, range_start, range_end, freq, cfg.country)

@@ -78,6 +78,10 @@ class FeaturesConfig:
         returns: `exclude` (demand is gross sales; return rows add nothing) or `net` (returns are
             subtracted on the day they come back, floored at zero per day).
         country: ISO 3166 code of the holiday calendar (the `holidays` package).
+        grain: the period one sales row stands for: `auto` (detected: M when every date is the 1st
+            of a month, W when every date is a Monday, else D; logged), or D, W, M as declared. A
+            row of a coarser grain covers its whole period, so the last month of a monthly extract
+            dated on the 1st is kept, and a stockout flag holds for the whole period.
         abc_thresholds: cumulative revenue shares closing classes A and B, e.g. (0.8, 0.95).
         xyz_thresholds: coefficients of variation of period demand closing classes X and Y.
         daily, weekly, monthly: period counts per frequency.
@@ -89,6 +93,7 @@ class FeaturesConfig:
     country: str = "US"
     abc_thresholds: tuple[float, float] = (0.8, 0.95)
     xyz_thresholds: tuple[float, float] = (0.5, 1.0)
+    grain: Literal["auto", "D", "W", "M"] = "auto"
     daily: FeaturePeriods = field(default_factory=_daily)
     weekly: FeaturePeriods = field(default_factory=_weekly)
     monthly: FeaturePeriods = field(default_factory=_monthly)
@@ -96,6 +101,8 @@ class FeaturesConfig:
     def __post_init__(self) -> None:
         if self.freq not in FREQUENCIES:
             raise ConfigError(f"features.freq must be one of {', '.join(FREQUENCIES)}, got {self.freq!r}")
+        if self.grain not in ("auto", *FREQUENCIES):
+            raise ConfigError(f"features.grain must be auto, D, W or M, got {self.grain!r}")
         if self.returns not in ("exclude", "net"):
             raise ConfigError(f"features.returns must be exclude or net, got {self.returns!r}")
         if not 0.0 < self.censored_below <= 1.0:

@@ -306,6 +306,11 @@ def _library_start(start: np.ndarray, spec: Any, values: np.ndarray, matrix: np.
     return arima_undopars(init, arma)
 
 
+def _aicc(fitted: Mapping[str, Any]) -> float:
+    value = fitted.get("aicc")
+    return float(value) if value is not None and math.isfinite(float(value)) else float("nan")
+
+
 def fourier_terms(start: int, length: int, period: float, pairs: int) -> np.ndarray:
     """sin and cos of 2πkt/period for k = 1..pairs at positions t = start..start+length-1, one column each."""
     t = np.arange(start, start + length, dtype=float)[:, None]
@@ -401,6 +406,8 @@ class Arima(SeriesModel):
         else:
             self.fourier_terms_ = orders.fourier_terms
         self.n_train_ = values.size
+        self.dropped_regressors_: dict[str, float | None] = {}
+        named = matrix
         matrix = self._with_fourier(matrix, 0, values.size)
         if orders is None:
             seasonal = seasonal and not long_season
@@ -426,6 +433,8 @@ class Arima(SeriesModel):
             )
             self.model_ = _quiet(lambda: search.fit(values, matrix), "ARIMA order search")
             self.estimation_ = "search"
+            if settings.prune_regressors and self.used_regressors_:
+                self._prune_regressors(values, named)
         else:
             if season > 1 and values.size <= orders.order[1] + orders.seasonal_order[1] * season + 2:
                 raise FitError(f"arima: {values.size} periods are too few for {orders.describe()}")
@@ -450,6 +459,47 @@ class Arima(SeriesModel):
             raise FitError("arima: the fitted innovation variance is not finite")
         self.scale_ = float(np.max(np.abs(values))) if values.size else 0.0
         return self
+
+    def _prune_regressors(self, values: np.ndarray, named: np.ndarray | None) -> None:
+        """Drop, one at a time, each named regressor whose removal does not raise the searched orders' AICc.
+
+        The standard errors statsforecast reports for regression coefficients are not usable as a
+        test (on a pure-noise flag they give |t| > 4), so each regressor is measured by the
+        information criterion of the same orders fitted without it: a holiday count without signal
+        in a series then carries no weight in its forecast (`ArimaSettings.prune_regressors`).
+        """
+        from statsforecast.models import ARIMA
+
+        searched = self.orders_
+
+        def refit(matrix: np.ndarray | None) -> Any:
+            spec = ARIMA(
+                order=searched.order,
+                season_length=1 if searched.fourier_terms else searched.season_length,
+                seasonal_order=searched.seasonal_order,
+                include_mean=searched.include_mean,
+                include_drift=searched.include_drift,
+            )
+            return _quiet(lambda: spec.fit(values, matrix), "ARIMA without a regressor")
+
+        current = _aicc(self.model_.model_)
+        names = list(self.used_regressors_)
+        columns = list(range(len(names)))
+        for regressor in list(names):
+            i = names.index(regressor)
+            rest = columns[:i] + columns[i + 1 :]
+            remaining = None if named is None or not rest else np.ascontiguousarray(named[:, rest])
+            matrix = self._with_fourier(remaining, 0, values.size)
+            try:
+                candidate = refit(matrix)
+            except FitError:
+                continue
+            without = _aicc(candidate.model_)
+            if math.isfinite(without) and (not math.isfinite(current) or without <= current):
+                self.dropped_regressors_[regressor] = round(current - without, 3) if math.isfinite(current) else None
+                self.model_, current = candidate, without
+                del names[i], columns[i]
+        self.used_regressors_ = tuple(names)
 
     def _estimate_from_start(self, spec: Any, values: np.ndarray, matrix: np.ndarray | None) -> dict | None:
         """The ML fit of `spec` (a statsforecast `ARIMA`) from `start`; None where it cannot be used."""
@@ -556,6 +606,7 @@ class Arima(SeriesModel):
             "coef": {name: round(float(value), 6) for name, value in fitted["coef"].items()},
             "sigma2": float(fitted["sigma2"]),
             "aicc": None if not math.isfinite(float(fitted.get("aicc", np.nan))) else float(fitted["aicc"]),
+            **({"dropped_regressors": self.dropped_regressors_} if self.dropped_regressors_ else {}),
         }
 
 
@@ -597,6 +648,47 @@ class ETS(SeriesModel):
 
     def params(self) -> dict[str, Any]:
         return {"season_length": int(self.season_length_), "method": str(self.model_.model_.get("method", ""))}
+
+
+class Theta(SeriesModel):
+    """The Theta method with automatic variant selection (statsforecast `AutoTheta`).
+
+    Fits the standard, optimised and dynamic Theta variants (deseasonalised by a classical
+    decomposition when a seasonality test finds a season) and keeps the best in-sample one. Cheap,
+    and on monthly business series (M1, Tourism) often better than ARIMA or ETS: a candidate of
+    `--model auto` beside them, chosen per series by the backtest.
+
+    Args:
+        season_length: periods per season; used with two full seasons of history.
+    """
+
+    name = "theta"
+
+    def __init__(self, season_length: int = 1) -> None:
+        super().__init__(season_length=season_length)
+
+    def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Theta:
+        from statsforecast.models import AutoTheta
+
+        values = _check_history(y, 4, self.name)
+        season = self.options["season_length"]
+        self.season_length_ = season if values.size >= 2 * season + 2 else 1
+        # the multiplicative decomposition needs positive data; additive otherwise
+        decomposition = "multiplicative" if np.all(values > 0) else "additive"
+        model = AutoTheta(season_length=self.season_length_, decomposition_type=decomposition)
+        self.model_ = _quiet(lambda: model.fit(values), "Theta")
+        self.scale_ = float(np.max(np.abs(values)))
+        return self
+
+    def predict(self, h: int, X: np.ndarray | None = None) -> Prediction:
+        result = _quiet(lambda: self.model_.predict(h=h, level=list(LEVELS)), "Theta forecast")
+        prediction = _from_statsforecast(result)
+        if np.any(np.abs(prediction["mean"]) > EXPLOSIVE_FACTOR * (self.scale_ + 1.0)):
+            raise FitError(f"theta: explosive forecast (above {EXPLOSIVE_FACTOR:g}x the largest observation)")
+        return finalize(prediction)
+
+    def params(self) -> dict[str, Any]:
+        return {"season_length": int(self.season_length_), "variant": str(self.model_.model_.get("modeltype", ""))}
 
 
 class _Intermittent(SeriesModel):
@@ -697,6 +789,7 @@ MODELS: dict[str, type[SeriesModel]] = {
     SeasonalNaive.name: SeasonalNaive,
     Arima.name: Arima,
     ETS.name: ETS,
+    Theta.name: Theta,
     CrostonSBA.name: CrostonSBA,
     TSB.name: TSB,
     RecentMean.name: RecentMean,
@@ -707,6 +800,7 @@ MODELS: dict[str, type[SeriesModel]] = {
 FALLBACKS: dict[str, str | None] = {
     "arima": "ets",
     "ets": "seasonal_naive",
+    "theta": "seasonal_naive",
     "seasonal_naive": "recent_mean",
     "croston_sba": "recent_mean",
     "tsb": "recent_mean",

@@ -11,8 +11,9 @@ For one SKU-location series (`SeriesHistory`) and a `ForecastPlan`, `forecast_se
    SBA / TSB for intermittent and lumpy), with the short-history model when ARIMA lacks data;
 3. for each candidate (the seasonal-naive baseline and/or the routed model) runs the model along its
    fallback chain (`models.FALLBACKS`) until one fits: rolling-origin backtest, then the final fit on
-   the whole window and the forecast. ARIMA orders are searched once per run on the data before the
-   first backtest origin (so no fold sees the data its orders were chosen on), or reused from the
+   the whole window and the forecast. The forecast's ARIMA orders are searched on the whole
+   window; each backtest fold searches its own orders on its training periods only (so no fold sees
+   the data its orders were chosen on; `arima.backtest_search`). Stored orders are reused from the
    previous run (warm start) unless the backtest error has degraded beyond the threshold.
 
 `forecast_frame` runs this over a pandas frame of many series (what each Spark task does);
@@ -45,6 +46,7 @@ from replenish.forecast.models import (
     RecentMean,
     SeasonalNaive,
     SeriesModel,
+    Theta,
     Zero,
     fallback_chain,
     ordered_coefficients,
@@ -56,7 +58,13 @@ log = logging.getLogger(__name__)
 SERIES_KEYS: tuple[str, str] = ("sku", "location")
 MAX_IMPUTATION_CYCLES = 4  # seasonal neighbours on each side used to impute a censored period
 MIN_OUTLIER_SAMPLE = 10  # non-zero periods needed before outliers are capped
-REGULAR_REGRESSOR_VALUES: dict[str, float] = {"price_ratio": 1.0, "promo": 0.0, "is_holiday": 0.0}
+REGULAR_REGRESSOR_VALUES: dict[str, float] = {
+    "price_ratio": 1.0,
+    "promo": 0.0,
+    "is_holiday": 0.0,
+    "views_ratio": 1.0,  # ordinary interest (features/indicators.py)
+    "add_to_carts_ratio": 1.0,
+}
 """Regressor values where history has none, and the future assumption for price and promotion:
 regular price (ratio 1) and no promotion. Holidays come from the calendar."""
 
@@ -352,6 +360,8 @@ def make_model(
         )
     if name == ETS.name:
         return ETS(season_length=season, spec=plan.ets_spec)
+    if name == Theta.name:
+        return Theta(season_length=season)
     if name == CrostonSBA.name:
         return CrostonSBA()
     if name == TSB.name:
@@ -414,19 +424,23 @@ def _fit_model(
     X = prepared.X if template.uses_regressors else None
     X_known = prepared.X_known if template.uses_regressors else None
     extra: dict[str, Any] = {}
+    fold_template = template
     if isinstance(template, Arima) and orders is None:
-        selection_end = folds[0].cutoff if folds else prepared.y.size
-        if folds:
-            selector = template.clone().fit(prepared.y[:selection_end], None if X is None else X[:selection_end])
-            template = selector.frozen()
+        # The forecast's orders are searched on the whole window (below); each fold searches on its
+        # own training periods (`per_fold`, as statsforecast's cross_validation refits per window),
+        # or reuses one search on the periods before the first origin (`first_origin`, cheaper).
+        if folds and plan.arima.backtest_search == "first_origin":
+            first = folds[0].cutoff
+            fold_template = template.clone().fit(prepared.y[:first], None if X is None else X[:first]).frozen()
         extra = {
             "selection": "search",
-            "selection_end": str(prepared.dates[selection_end - 1]),
+            "selection_end": str(prepared.dates[-1]),
             "selected_on": plan.run_date,
+            "backtest_search": plan.arima.backtest_search if folds else None,
         }
 
     def fit_predict(train: np.ndarray, train_x: np.ndarray | None, next_x: np.ndarray | None, h: int) -> Prediction:
-        return template.clone().fit(train, train_x).predict(h, next_x)
+        return fold_template.clone().fit(train, train_x).predict(h, next_x)
 
     fold_results = run_backtest(
         prepared.y,
@@ -588,11 +602,16 @@ def forecast_series(
         routed, route_status, route_reason, demand_class = route_series(history, prepared, plan)
         notes = "; ".join(prepared.notes)
         candidates: list[CandidateResult] = []
+        roles: list[tuple[str, str, str, str]] = []
         for role in plan.candidates:
             if role == "baseline":
-                requested, status, reason = SeasonalNaive.name, "ok", "baseline"
+                roles.append((role, SeasonalNaive.name, "ok", "baseline"))
             else:
-                requested, status, reason = routed, route_status, route_reason
+                roles.append((role, routed, route_status, route_reason))
+        if plan.mode == "auto" and routed in (Arima.name, ETS.name) and route_status == "ok":
+            extra = [name for name in plan.auto_candidates if name != routed]
+            roles += [("candidate", name, "ok", "candidate of --model auto") for name in extra]
+        for role, requested, status, reason in roles:
             reason = f"{reason}; {notes}" if notes else reason
             result = run_candidate(role, requested, status, reason, prepared, history, plan, future_x)
             same = next((c for c in candidates if c.model == result.model), None)

@@ -26,7 +26,7 @@ from pyspark.sql import types as T
 
 from replenish.errors import ValidationError
 from replenish.ingest.schemas import MALFORMED_RECORD, METADATA_COLUMNS, ROW_NUMBER, SOURCE_FILE
-from replenish.io.catalog import ENTITIES
+from replenish.io.catalog import INGEST_ENTITIES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -86,7 +86,7 @@ def entity_sources(root: str, entries: Iterable[tuple[str, bool]]) -> dict[str, 
         entries: (name, is_folder) of each thing in it.
 
     Returns:
-        entity -> path, for the entities found, in the order of ENTITIES.
+        entity -> path, for the entities found, in the order of INGEST_ENTITIES.
 
     Raises:
         ValidationError: an entity has both a folder and a file, or nothing is found at all.
@@ -94,7 +94,7 @@ def entity_sources(root: str, entries: Iterable[tuple[str, bool]]) -> dict[str, 
     found: dict[str, list[str]] = {}
     for name, is_folder in entries:
         stem = name if is_folder else _stem(name)
-        if stem in ENTITIES:
+        if stem in INGEST_ENTITIES:
             found.setdefault(stem, []).append(name)
     ambiguous = {entity: names for entity, names in found.items() if len(names) > 1}
     if ambiguous:
@@ -102,11 +102,11 @@ def entity_sources(root: str, entries: Iterable[tuple[str, bool]]) -> dict[str, 
         raise ValidationError(f"{root}: more than one input for an entity ({text}); keep one")
     if not found:
         raise ValidationError(
-            f"{root}: no entity inputs found; expected folders or files named {', '.join(ENTITIES)} "
+            f"{root}: no entity inputs found; expected folders or files named {', '.join(INGEST_ENTITIES)} "
             "(e.g. sales/ or sales.csv)"
         )
     base = root.rstrip("/")
-    return {entity: f"{base}/{found[entity][0]}" for entity in ENTITIES if entity in found}
+    return {entity: f"{base}/{found[entity][0]}" for entity in INGEST_ENTITIES if entity in found}
 
 
 def _stem(name: str) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pyspark.sql import types as T
 
 from replenish.errors import ConfigError
-from replenish.io.catalog import ENTITIES, table
+from replenish.io.catalog import INGEST_ENTITIES, table
 
 ColumnType = Literal["string", "date", "timestamp", "double", "boolean"]
 Sign = Literal["non_negative", "positive"]
@@ -154,6 +154,9 @@ class EntitySchema:
 
 
 EVENTS = ("view", "add_to_cart", "purchase")
+# What an inventory movement does (docs/streaming.md): receipt (on hand up, on order down), adjustment
+# (on hand up or down: counts, damage, returns to stock), order_placed / order_cancelled (on order).
+MOVEMENTS = ("receipt", "adjustment", "order_placed", "order_cancelled")
 ALL_LOCATIONS = "ALL"
 
 _COLUMNS: dict[str, tuple[ColumnSpec, ...]] = {
@@ -209,10 +212,19 @@ _COLUMNS: dict[str, tuple[ColumnSpec, ...]] = {
         ColumnSpec("on_order", "double", default=0.0, sign="non_negative"),
         ColumnSpec("backorders", "double", default=0.0, sign="non_negative"),
     ),
+    "inventory_movements": (
+        ColumnSpec("event_id", required=True),
+        ColumnSpec("sku", required=True),
+        ColumnSpec("location", default=ALL_LOCATIONS),
+        ColumnSpec("timestamp", "timestamp", required=True),
+        ColumnSpec("movement", required=True, allowed=MOVEMENTS),
+        ColumnSpec("quantity", "double", required=True),
+        ColumnSpec("reference"),
+    ),
 }
 
 SCHEMAS: dict[str, EntitySchema] = {
-    entity: EntitySchema(entity, _COLUMNS[entity], table(f"bronze.{entity}").keys) for entity in ENTITIES
+    entity: EntitySchema(entity, _COLUMNS[entity], table(f"bronze.{entity}").keys) for entity in INGEST_ENTITIES
 }
 
 
@@ -221,4 +233,4 @@ def entity_schema(entity: str) -> EntitySchema:
     try:
         return SCHEMAS[entity]
     except KeyError:
-        raise ConfigError(f"unknown entity {entity!r}; choose one of {', '.join(ENTITIES)}") from None
+        raise ConfigError(f"unknown entity {entity!r}; choose one of {', '.join(INGEST_ENTITIES)}") from None

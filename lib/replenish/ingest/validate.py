@@ -421,6 +421,22 @@ def _returns_check() -> _Check:
     )
 
 
+def _movements_check() -> _Check:
+    """Inventory movements: only an adjustment may take stock away; every other movement is a positive amount."""
+    signed = F.col("movement") == F.lit("adjustment")
+    return _Check(
+        "quantity is not positive",
+        (F.col("quantity") <= 0) & ~F.coalesce(signed, F.lit(False)),
+        F.concat(
+            F.lit("quantity is not positive ("),
+            F.col(_VALUE + "quantity"),
+            F.lit(") for movement "),
+            F.coalesce(F.col("movement"), F.lit("?")),
+            F.lit("; only an adjustment may be negative"),
+        ),
+    )
+
+
 def _check_time_parser_policy(raw: DataFrame, cfg: IngestConfig) -> None:
     if not (cfg.date_format or cfg.timestamp_format):
         return
@@ -516,6 +532,8 @@ def validate(
     checks = [check for spec in schema.columns for check in _column_checks(spec, schema, cfg)]
     if entity == "sales":
         checks.append(_returns_check())
+    if entity == "inventory_movements":
+        checks.append(_movements_check())
     file_fields = len([c for c in raw.columns if c not in METADATA_COLUMNS])
     checks.append(
         _Check(

@@ -333,6 +333,8 @@ def chosen_series_inputs(series: DataFrame, *, settings: InventoryConfig, stamp:
         "candidate_scores",
         "selection_method",
         "reason",
+        "horizon_model",
+        "horizon_mae",
         "chosen.blend_weights AS blend_weights",
         "CAST(chosen.backtest_periods AS BIGINT) AS backtest_periods",
         f"{literal(settings.selection.metric)} AS selection_metric",

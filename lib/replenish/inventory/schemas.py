@@ -48,7 +48,7 @@ _RUN = "run_id string, run_date date, freq string, sku string, location string, 
 MODEL_SELECTION_SCHEMA = schema(
     f"{_RUN}, selected_model string, selection_method string, selection_metric string, metric_value double, "
     "backtest_periods long, candidates int, scored_candidates int, candidate_scores string, blend_weights string, "
-    "reason string, config_hash string"
+    "reason string, config_hash string, horizon_model string, horizon_mae double"
 )
 
 SAFETY_STOCK_SCHEMA = schema(

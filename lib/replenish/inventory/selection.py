@@ -414,7 +414,10 @@ def select_models(candidates: DataFrame, settings: SelectionConfig, series_colum
 
     Returns one row per series: sku, location, chosen (the winning candidate's struct, with every
     candidate column), candidates (int), scored_candidates (int), candidate_scores (JSON map model →
-    metric over the scored candidates), selection_method (best, blend or fallback), reason.
+    metric over the scored candidates), selection_method (best, blend or fallback), reason,
+    horizon_model and horizon_mae: the scored candidate with the lowest backtest mean absolute error
+    over the whole horizon, what a planner reads as "the forecast" of the series (NULL when none is
+    scored). It can differ from `chosen`, which minimises the error that sizes stock.
     """
     metric = settings.metric
     preference = (
@@ -456,10 +459,12 @@ def select_models(candidates: DataFrame, settings: SelectionConfig, series_colum
             _json_member(F.col("model"), F.col(metric)).alias("json"),
         ),
     )
+    horizon_entry = F.when(F.col("scored") & F.col("mae").isNotNull(), F.struct(F.col("mae").alias("mae"), "model"))
     per_series = (
         ranked.select(
             "*",
             F.min(rank_key).over(whole).alias("best_key"),
+            F.min(horizon_entry).over(whole).alias("horizon_best"),
             F.count("*").over(whole).alias("candidate_count"),
             F.collect_list(scored_entry).over(whole).alias("scored_entries"),
         )
@@ -470,6 +475,7 @@ def select_models(candidates: DataFrame, settings: SelectionConfig, series_colum
             "candidate_count",
             *series_columns,
             F.sort_array("scored_entries").alias("scored_list"),
+            "horizon_best",
         )
     )
     scored_list = F.col("scored_list")
@@ -501,6 +507,8 @@ def select_models(candidates: DataFrame, settings: SelectionConfig, series_colum
             )
         )
         .alias("reason"),
+        F.col("horizon_best.model").alias("horizon_model"),
+        F.col("horizon_best.mae").alias("horizon_mae"),
     )
 
 

@@ -1,14 +1,34 @@
-"""The delta-spark engine: used when the Delta Lake JARs are on the classpath (clusters, Databricks)."""
+"""The delta-spark engine: every operation through delta-spark's public API (`DeltaTable`, the
+`delta` data source and Delta SQL), the commit included.
+
+Each commit carries the run's `commit_info` as Delta's `userMetadata` (a JSON text) with a write id, by
+which the engine finds its own commit in the history even when other writers commit around it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from replenish.errors import LakeError
 from replenish.io.lake import WriteResult
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
+LISTING_PARALLELISM_CONF = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+# How far back in the history an engine looks for its own commit (others may commit meanwhile).
+OWN_COMMIT_SEARCH_DEPTH = 50
+
+
+def _quoted(uri: str) -> str:
+    return "delta.`" + uri.replace("`", "``") + "`"
 
 
 class DeltaSparkEngine:
@@ -20,6 +40,7 @@ class DeltaSparkEngine:
         self.spark = spark
         self._delta_table = DeltaTable
 
+    # -- metadata -------------------------------------------------------------------------------------------
     def exists(self, uri: str) -> bool:
         return bool(self._delta_table.isDeltaTable(self.spark, uri))
 
@@ -31,66 +52,154 @@ class DeltaSparkEngine:
         frame = table.history(limit) if limit else table.history()
         return [row.asDict(recursive=True) for row in frame.collect()]  # commit metadata, not table data
 
+    def _detail(self, uri: str) -> Any:
+        return self._delta_table.forPath(self.spark, uri).detail().first()
+
+    def partition_columns(self, uri: str) -> list[str]:
+        return list(self._detail(uri)["partitionColumns"])
+
+    def schema(self, uri: str) -> StructType:
+        return self.spark.read.format("delta").load(uri).schema
+
     def describe(self, uri: str) -> dict[str, Any]:
-        detail = self.spark.sql(f"DESCRIBE DETAIL delta.`{uri}`").collect()[0]
+        detail = self._detail(uri)
         return {
             "version": self.version(uri),
-            "rows": self.read(uri).count(),
+            "rows": self.read(uri).count(),  # answered from the log's statistics, no data scanned
             "files": int(detail["numFiles"]),
             "bytes": int(detail["sizeInBytes"]),
         }
 
-    def read(self, uri: str, *, version: int | None = None) -> DataFrame:
+    # -- read -----------------------------------------------------------------------------------------------
+    def read(self, uri: str, *, version: int | None = None, timestamp: dt.datetime | None = None) -> DataFrame:
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
-        return reader.load(uri)
+        if timestamp is not None:
+            utc = timestamp.astimezone(dt.UTC).replace(tzinfo=None)
+            reader = reader.option("timestampAsOf", utc.isoformat(sep=" "))
+        try:
+            frame = reader.load(uri)
+            if version is not None or timestamp is not None:
+                frame.schema  # noqa: B018  resolves the snapshot now, so a bad version fails here
+        except Exception as exc:
+            if version is None and timestamp is None:
+                raise
+            where = f"version {version}" if version is not None else f"timestamp {timestamp}"
+            raise LakeError(f"cannot read {uri} at {where}: {str(exc).splitlines()[0]}") from exc
+        return frame
 
-    def _last_commit(self, uri: str, rows_metric: str) -> WriteResult:
-        last = self.history(uri, limit=1)[0]
-        metrics = last.get("operationMetrics") or {}
+    # -- write ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _metadata(commit_info: Mapping[str, str]) -> tuple[str, str]:
+        write_id = uuid.uuid4().hex
+        return write_id, json.dumps({**commit_info, "write_id": write_id}, sort_keys=True)
+
+    def _own_commit(self, uri: str, write_id: str) -> dict[str, Any] | None:
+        for commit in self.history(uri, limit=OWN_COMMIT_SEARCH_DEPTH):
+            try:
+                if json.loads(commit.get("userMetadata") or "{}").get("write_id") == write_id:
+                    return commit
+            except ValueError:
+                continue
+        return None
+
+    def _result(self, uri: str, write_id: str, *, rows: str, added: str, removed: str) -> WriteResult:
+        commit = self._own_commit(uri, write_id)
+        if commit is None:  # nothing was committed (e.g. a MERGE with nothing to insert)
+            return WriteResult(version=self.version(uri), rows_written=0)
+        metrics = commit.get("operationMetrics") or {}
         return WriteResult(
-            version=int(last["version"]),
-            rows_written=int(metrics.get(rows_metric, 0)),
-            files_added=int(metrics.get("numFiles", metrics.get("numAddedFiles", 0))),
-            files_removed=int(metrics.get("numRemovedFiles", 0)),
+            version=int(commit["version"]),
+            rows_written=int(metrics.get(rows, 0)),
+            files_added=int(metrics.get(added, 0)),
+            files_removed=int(metrics.get(removed, 0)),
         )
 
-    def write(self, df: DataFrame, uri: str, *, mode: str, partition_by: Sequence[str]) -> WriteResult:
-        writer = df.write.format("delta")
+    def write(
+        self,
+        df: DataFrame,
+        uri: str,
+        *,
+        mode: str,
+        partition_by: Sequence[str],
+        commit_info: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        write_id, metadata = self._metadata(commit_info or {})
+        writer = df.write.format("delta").option("userMetadata", metadata)
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         if mode == "overwrite_partitions":
             writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
         elif mode == "overwrite":
-            writer = writer.mode("overwrite").option("overwriteSchema", "true")
+            # static: the session's `partitionOverwriteMode=dynamic` would keep partitions `df` lacks
+            writer = (
+                writer.mode("overwrite").option("partitionOverwriteMode", "static").option("overwriteSchema", "true")
+            )
         else:
             writer = writer.mode("append")
         writer.save(uri)
-        return self._last_commit(uri, "numOutputRows")
+        return self._result(uri, write_id, rows="numOutputRows", added="numFiles", removed="numRemovedFiles")
 
-    def insert_new(self, df: DataFrame, uri: str, *, keys: Sequence[str], partition_by: Sequence[str]) -> WriteResult:
+    def insert_new(
+        self,
+        df: DataFrame,
+        uri: str,
+        *,
+        keys: Sequence[str],
+        partition_by: Sequence[str],
+        commit_info: Mapping[str, str] | None = None,
+    ) -> WriteResult:
         if not self.exists(uri):
-            return self.write(df, uri, mode="append", partition_by=partition_by)
-        condition = " AND ".join(f"target.`{k}` = source.`{k}`" for k in keys)
-        (
-            self._delta_table.forPath(self.spark, uri)
-            .alias("target")
-            .merge(df.alias("source"), condition)
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-        return self._last_commit(uri, "numTargetRowsInserted")
+            return self.write(df, uri, mode="append", partition_by=partition_by, commit_info=commit_info)
+        from replenish.session import session_conf
 
-    def compact(self, uri: str, *, target_file_bytes: int) -> WriteResult:
-        self.spark.conf.set("spark.databricks.delta.optimize.maxFileSize", str(target_file_bytes))
-        self._delta_table.forPath(self.spark, uri).optimize().executeCompaction()
-        return self._last_commit(uri, "numAddedRows")
+        write_id, metadata = self._metadata(commit_info or {})
+        condition = " AND ".join(f"target.`{k}` = source.`{k}`" for k in keys)
+        with session_conf(self.spark, {USER_METADATA_CONF: metadata}):
+            (
+                self._delta_table.forPath(self.spark, uri)
+                .alias("target")
+                .merge(df.alias("source"), condition)
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
+        return self._result(
+            uri, write_id, rows="numTargetRowsInserted", added="numTargetFilesAdded", removed="numTargetFilesRemoved"
+        )
+
+    # -- maintenance ----------------------------------------------------------------------------------------
+    def compact(
+        self,
+        uri: str,
+        *,
+        target_file_bytes: int,
+        zorder_by: Sequence[str] = (),
+        commit_info: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        from replenish.session import session_conf
+
+        write_id, metadata = self._metadata({**(commit_info or {}), "operation": "compact"})
+        settings = {"spark.databricks.delta.optimize.maxFileSize": str(target_file_bytes), USER_METADATA_CONF: metadata}
+        with session_conf(self.spark, settings):
+            optimize = self._delta_table.forPath(self.spark, uri).optimize()
+            if zorder_by:
+                optimize.executeZOrderBy(*zorder_by)
+            else:
+                optimize.executeCompaction()
+        return self._result(uri, write_id, rows="numAddedRows", added="numAddedFiles", removed="numRemovedFiles")
 
     def vacuum(self, uri: str, *, retention_hours: int, dry_run: bool) -> list[str]:
-        if dry_run:
-            rows = self.spark.sql(f"VACUUM delta.`{uri}` RETAIN {retention_hours} HOURS DRY RUN").collect()
-            return [row[0] for row in rows]
-        self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-        self._delta_table.forPath(self.spark, uri).vacuum(retention_hours / 1.0)
-        return []
+        from replenish.io._embedded import remove_stale_staging
+        from replenish.session import session_conf
+
+        settings = {RETENTION_CHECK_CONF: "false"}
+        if self.spark.conf.get(LISTING_PARALLELISM_CONF, "10000") == "10000":
+            # VACUUM lists the table in this many tasks (10,000 by default): minutes on a small machine
+            settings[LISTING_PARALLELISM_CONF] = str(max(8, 4 * self.spark.sparkContext.defaultParallelism))
+        with session_conf(self.spark, settings):
+            listed = self.spark.sql(f"VACUUM {_quoted(uri)} RETAIN {retention_hours} HOURS DRY RUN").collect()
+            if not dry_run and listed:
+                self._delta_table.forPath(self.spark, uri).vacuum(float(retention_hours))
+        deleted = [str(row[0]) for row in listed]
+        return deleted + remove_stale_staging(self.spark, uri, retention_hours=retention_hours, dry_run=dry_run)

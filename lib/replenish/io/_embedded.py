@@ -22,7 +22,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -182,6 +182,14 @@ class EmbeddedEngine:
     def history(self, uri: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         return list(self._table(uri, without_files=True).history(limit))
 
+    def partition_columns(self, uri: str) -> list[str]:
+        return list(self._table(uri, without_files=True).metadata().partition_columns)
+
+    def schema(self, uri: str) -> Any:
+        from pyspark.sql.types import StructType
+
+        return StructType.fromJson(json.loads(self._table(uri, without_files=True).schema().to_json()))
+
     def describe(self, uri: str) -> dict[str, Any]:
         table = self._table(uri)
         actions = pa.table(table.get_add_actions(flatten=True))
@@ -196,10 +204,15 @@ class EmbeddedEngine:
         }
 
     # -- read -----------------------------------------------------------------------------------------------
-    def read(self, uri: str, *, version: int | None = None) -> DataFrame:
+    def read(self, uri: str, *, version: int | None = None, timestamp: dt.datetime | None = None) -> DataFrame:
         from pyspark.sql.types import StructType
 
         table = self._table(uri, version)
+        if timestamp is not None:
+            try:
+                table.load_as_version(timestamp)
+            except Exception as exc:
+                raise LakeError(f"cannot read {uri} at timestamp {timestamp}: {exc}") from exc
         protocol = table.protocol()
         unsupported = UNSUPPORTED_READER_FEATURES & set(protocol.reader_features or [])
         if unsupported or (protocol.min_reader_version == 2):
@@ -218,13 +231,7 @@ class EmbeddedEngine:
 
     # -- write ----------------------------------------------------------------------------------------------
     def _filesystem(self, uri: str) -> tuple[Any, Any]:
-        jvm: Any = self.spark._jvm  # type: ignore[attr-defined]
-        path = jvm.org.apache.hadoop.fs.Path(uri)
-        filesystem = path.getFileSystem(self.spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
-        checksummed = jvm.java.lang.Class.forName("org.apache.hadoop.fs.ChecksumFileSystem")
-        if checksummed.isInstance(filesystem):
-            filesystem = filesystem.getRawFileSystem()  # no .crc side files to carry around
-        return jvm, filesystem
+        return hadoop_filesystem(self.spark, uri)
 
     def _stage(self, df: DataFrame, uri: str, partition_by: Sequence[str]) -> tuple[str, list[DataFile]]:
         """Write `df` under a staging folder and describe every file; nothing is visible yet."""
@@ -340,50 +347,28 @@ class EmbeddedEngine:
             for action in actions
         ]
 
-    def _align_to_table(self, df: DataFrame, table: Any, uri: str) -> DataFrame:
-        """Order `df` like the table and refuse a schema that differs (appends must not change it)."""
-        from pyspark.sql.types import StructType
-
-        schema = StructType.fromJson(json.loads(table.schema().to_json()))
-        expected = {f.name: f.dataType for f in schema.fields}
-        actual = {f.name: f.dataType for f in df.schema.fields}
-        missing = sorted(set(expected) - set(actual))
-        extra = sorted(set(actual) - set(expected))
-        changed = sorted(n for n in set(expected) & set(actual) if expected[n] != actual[n])
-        if missing or extra or changed:
-            detail = "; ".join(
-                part
-                for part in (
-                    f"missing {missing}" if missing else "",
-                    f"unexpected {extra}" if extra else "",
-                    ", ".join(
-                        f"{n}: table {expected[n].simpleString()}, data {actual[n].simpleString()}" for n in changed
-                    ),
-                )
-                if part
-            )
-            raise LakeError(f"data does not match the schema of {uri}: {detail}; overwrite the table to change it")
-        return df.select(*schema.fieldNames())
-
-    def write(self, df: DataFrame, uri: str, *, mode: str, partition_by: Sequence[str]) -> WriteResult:
+    def write(
+        self,
+        df: DataFrame,
+        uri: str,
+        *,
+        mode: str,
+        partition_by: Sequence[str],
+        commit_info: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Write `df` in one commit; the caller (`Lake`) has checked its schema against the table's."""
         from deltalake import Schema as DeltaSchema
-        from deltalake.transaction import CommitProperties, create_table_with_add_actions
+        from deltalake.transaction import create_table_with_add_actions
 
         exists = self.exists(uri)
         table = self._table(uri) if exists else None
-        if table is not None:
-            table_partitions = list(table.metadata().partition_columns)
-            if mode != "overwrite" and table_partitions != list(partition_by):
-                raise LakeError(f"{uri} is partitioned by {table_partitions}, the write by {list(partition_by)}")
-            if mode != "overwrite":
-                df = self._align_to_table(df, table, uri)
         staging, files = self._stage(df, uri, partition_by)
         published: list[DataFile] = []
         try:
             published = self._publish(staging, uri, files)
             schema = DeltaSchema.from_json(df.schema.json())
             adds = self._add_actions(published)
-            commit = CommitProperties(custom_metadata={"replenish.engine": "embedded", "replenish.mode": mode})
+            commit = _commit_properties(commit_info, mode=mode)
             if before_commit is not None:
                 before_commit(uri)
             removed = 0
@@ -423,17 +408,35 @@ class EmbeddedEngine:
             files_removed=removed,
         )
 
-    def insert_new(self, df: DataFrame, uri: str, *, keys: Sequence[str], partition_by: Sequence[str]) -> WriteResult:
+    def insert_new(
+        self,
+        df: DataFrame,
+        uri: str,
+        *,
+        keys: Sequence[str],
+        partition_by: Sequence[str],
+        commit_info: Mapping[str, str] | None = None,
+    ) -> WriteResult:
         if not self.exists(uri):
-            return self.write(df, uri, mode="append", partition_by=partition_by)
+            return self.write(df, uri, mode="append", partition_by=partition_by, commit_info=commit_info)
         existing = self.read(uri).select(*keys)
         fresh = df.join(existing, on=list(keys), how="left_anti")
-        table_partitions = list(self._table(uri, without_files=True).metadata().partition_columns)
-        return self.write(fresh, uri, mode="append", partition_by=table_partitions)
+        return self.write(fresh, uri, mode="append", partition_by=self.partition_columns(uri), commit_info=commit_info)
 
     # -- maintenance ----------------------------------------------------------------------------------------
-    def compact(self, uri: str, *, target_file_bytes: int) -> WriteResult:
-        """Bin-pack the small files of each partition into about `target_file_bytes` files, in one commit."""
+    def compact(
+        self,
+        uri: str,
+        *,
+        target_file_bytes: int,
+        zorder_by: Sequence[str] = (),
+        commit_info: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Bin-pack the small files of each partition into about `target_file_bytes` files, in one commit.
+
+        `zorder_by`: the rewritten rows are sorted by these columns within each file (delta-rs's own
+        Z-order runs in the driver process, which a large table cannot afford).
+        """
         from pyspark.sql.types import StructType
 
         table = self._table(uri)
@@ -461,12 +464,13 @@ class EmbeddedEngine:
             data = data.repartition(*partition_by)
         else:
             data = data.coalesce(max(1, math.ceil(total / target_file_bytes)))
+        if zorder_by:
+            data = data.sortWithinPartitions(*zorder_by)
         staging, files = self._stage(data, uri, partition_by)
         published: list[DataFile] = []
         try:
             published = self._publish(staging, uri, files)
             from deltalake import Schema as DeltaSchema
-            from deltalake.transaction import CommitProperties
 
             actions = [
                 *self._add_actions(published, data_change=False),
@@ -477,7 +481,7 @@ class EmbeddedEngine:
                 "append",
                 DeltaSchema.from_json(schema.json()),
                 partition_by,
-                commit_properties=CommitProperties(custom_metadata={"replenish.operation": "compact"}),
+                commit_properties=_commit_properties(commit_info, mode="compact"),
             )
         except BaseException:
             self._discard(staging, uri, published)
@@ -491,16 +495,41 @@ class EmbeddedEngine:
         deleted = list(
             table.vacuum(retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False, full=True)
         )
-        jvm, filesystem = self._filesystem(uri)
-        staging = jvm.org.apache.hadoop.fs.Path(f"{uri}/{STAGING_DIR}")
-        if filesystem.exists(staging):
-            cutoff = (time.time() - retention_hours * 3600) * 1000
-            for status in filesystem.listStatus(staging):
-                if status.getModificationTime() <= cutoff:
-                    deleted.append(status.getPath().toString())
-                    if not dry_run:
-                        filesystem.delete(status.getPath(), True)
-        return deleted
+        return deleted + remove_stale_staging(self.spark, uri, retention_hours=retention_hours, dry_run=dry_run)
+
+
+def hadoop_filesystem(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    """Spark's JVM and the Hadoop filesystem of `uri` (the raw one: no `.crc` side files)."""
+    jvm: Any = spark._jvm  # type: ignore[attr-defined]
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    filesystem = path.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    checksummed = jvm.java.lang.Class.forName("org.apache.hadoop.fs.ChecksumFileSystem")
+    if checksummed.isInstance(filesystem):
+        filesystem = filesystem.getRawFileSystem()
+    return jvm, filesystem
+
+
+def remove_stale_staging(spark: SparkSession, uri: str, *, retention_hours: int, dry_run: bool) -> list[str]:
+    """Delete the staging folders of embedded writes that crashed, older than the retention."""
+    jvm, filesystem = hadoop_filesystem(spark, uri)
+    staging = jvm.org.apache.hadoop.fs.Path(f"{uri}/{STAGING_DIR}")
+    deleted: list[str] = []
+    if filesystem.exists(staging):
+        cutoff = (time.time() - retention_hours * 3600) * 1000
+        for status in filesystem.listStatus(staging):
+            if status.getModificationTime() <= cutoff:
+                deleted.append(status.getPath().toString())
+                if not dry_run:
+                    filesystem.delete(status.getPath(), True)
+    return deleted
+
+
+def _commit_properties(commit_info: Mapping[str, str] | None, *, mode: str) -> Any:
+    """The run's commit info as Delta's `userMetadata` (what delta-spark writes too) in commitInfo."""
+    from deltalake.transaction import CommitProperties
+
+    metadata = {"engine": "embedded", **dict(commit_info or {}), "mode": mode}
+    return CommitProperties(custom_metadata={"userMetadata": json.dumps(metadata, sort_keys=True)})
 
 
 def _partition_string(value: Any) -> str | None:

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from replenish.errors import ConfigError
 
 ENTITIES = ("sales", "products", "locations", "interactions", "suppliers", "inventory")
+# Entities a source system appends as events while the day runs (not written by `replenish generate`);
+# `replenish ingest` takes them like the others and `replenish stream` consumes them.
+EVENT_ENTITIES = ("inventory_movements",)
+INGEST_ENTITIES = ENTITIES + EVENT_ENTITIES
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,15 @@ _TABLES = [
     ),
     TableSpec("bronze.suppliers", keys=("sku", "location"), description="supplier, lead time mean and spread, costs"),
     TableSpec("bronze.inventory", keys=("sku", "location", "snapshot_date"), description="on hand / on order snapshot"),
-    *[TableSpec(f"quarantine.{entity}", description=f"rejected {entity} rows with a reason") for entity in ENTITIES],
+    TableSpec(
+        "bronze.inventory_movements",
+        keys=("event_id",),
+        description="inventory events: receipts, adjustments, orders placed and cancelled",
+    ),
+    *[
+        TableSpec(f"quarantine.{entity}", description=f"rejected {entity} rows with a reason")
+        for entity in INGEST_ENTITIES
+    ],
     TableSpec(
         "silver.demand",
         partition_by=("freq",),
@@ -94,6 +106,49 @@ _TABLES = [
     ),
     TableSpec("gold.forecast_accuracy", description="accuracy rolled up by category, location and class"),
     TableSpec("gold.inventory_simulation", description="replayed service level and inventory per policy"),
+    TableSpec(
+        "gold.inventory_position",
+        keys=("sku", "location"),
+        description="current on hand, on order, backorders and position per series, kept by `replenish stream`",
+    ),
+    TableSpec(
+        "gold.reorder_alerts",
+        keys=("stream_id", "batch_id", "sku", "location"),
+        description="a position that crossed the latest plan's reorder point, appended by `replenish stream`",
+    ),
+    TableSpec(
+        "gold.data_quality",
+        keys=("run_id", "stage", "table_name", "check", "column_name"),
+        description="every check of the data-quality gate before forecasting and planning, with its verdict",
+    ),
+    TableSpec(
+        "silver.lstm_windows",
+        partition_by=("freq",),
+        keys=("freq", "sku", "location", "origin"),
+        description="LSTM training windows: history, known-future covariates, targets and static features",
+    ),
+    TableSpec("silver.user_index", keys=("user_id",), description="user id -> ALS integer index, stable across runs"),
+    TableSpec("silver.sku_index", keys=("sku",), description="SKU -> ALS integer index, stable across runs"),
+    TableSpec(
+        "gold.recommendations",
+        keys=("user_id", "rank"),
+        description="top-N SKUs per user from implicit ALS (latest run), purchased SKUs excluded",
+    ),
+    TableSpec(
+        "gold.item_factors",
+        keys=("sku",),
+        description="ALS item factors and their low-dimensional projection per SKU (latest run)",
+    ),
+    TableSpec(
+        "gold.similar_items",
+        keys=("sku", "rank"),
+        description="top-k most similar SKUs by cosine of ALS item factors (latest run)",
+    ),
+    TableSpec(
+        "gold.recommender_evaluation",
+        keys=("run_id", "model", "als_rank", "reg_param", "alpha"),
+        description="precision/recall/MAP/NDCG@k of each ALS setting searched and of the popularity baseline",
+    ),
 ]
 
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in _TABLES}
@@ -107,3 +162,16 @@ def table(name: str | TableSpec) -> TableSpec:
         return TABLES[name]
     except KeyError:
         raise ConfigError(f"unknown table {name!r}; known: {', '.join(sorted(TABLES))}") from None
+
+
+# Columns `Lake.compact` clusters a table's files by (delta-spark: OPTIMIZE … ZORDER BY), so that the
+# per-SKU filters of BI tools and notebooks skip most files of the large tables.
+ZORDER_BY: dict[str, tuple[str, ...]] = {
+    "silver.demand": ("sku",),
+    "gold.forecast": ("sku",),
+    "gold.backtest_forecast": ("sku",),
+    "gold.forecast_backtest": ("sku",),
+    "gold.model_selection": ("sku",),
+    "gold.safety_stock": ("sku",),
+    "gold.replenishment_plan": ("sku",),
+}

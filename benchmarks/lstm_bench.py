@@ -1,0 +1,245 @@
+"""LSTM benchmarks: input pipeline, training throughput and accuracy. Records figures, asserts nothing.
+
+Run: `.venv/bin/python -m benchmarks.lstm_bench [--series N] [--days D] [--json PATH]`; prints Markdown.
+
+1. Input pipeline: the same windows (built by Spark) read as `tf.data` batches through Petastorm
+   (`make_spark_converter` -> `make_tf_dataset`), through the Arrow fallback, and from in-memory numpy
+   (`tf.data.Dataset.from_tensor_slices`, the ceiling): samples/s and the ratio to in-memory (target
+   >= 0.8).
+2. Training throughput (samples/s of optimizer steps): single-process Keras on in-memory data, and
+   `BarrierTrainer` with 1 and 2 workers on the local Spark session (`local[2]`: each worker its own
+   Python process, all-reducing over gRPC on 127.0.0.1).
+3. Accuracy on generated daily data: `replenish forecast --model auto` (seasonal naive, routed
+   ARIMA/ETS/Croston, the LSTM candidate) on a panel of ordinary, promo-heavy and short (recently
+   launched) series; mean backtest MASE per model overall and per group; then per-series selection
+   (lowest mean MASE on the earlier folds, scored on the last fold) with and without the LSTM.
+   A second LSTM run treats the test windows' promotions as planned (`planned_promotions`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def _spark() -> Any:
+    from replenish.session import build_spark
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import SPARK_TEST_CONF
+
+    return build_spark(
+        {"app_name": "lstm-bench", "master": "local[2]", "conf": SPARK_TEST_CONF, "log_level": "ERROR"},
+        profile="local",
+    )
+
+
+def panel(series: int, days: int, seed: int = 11) -> pd.DataFrame:
+    """Ordinary, promo-heavy and short series (a third each), silver.demand-shaped, with a `group`."""
+    from replenish.forecast.synthetic import synthetic_demand
+
+    third = max(series // 3, 1)
+    parts = []
+    for group, promo_rate, offset in (("ordinary", 0.03, 0), ("promo_heavy", 0.25, 1), ("short", 0.05, 2)):
+        frame = synthetic_demand(third, days, seed=seed + offset, promo_rate=promo_rate, intermittent_share=0.1)
+        frame = frame.drop(columns=["true_demand", "kind"])
+        frame["sku"] = group[:2].upper() + frame["sku"]
+        if group == "short":
+            frame = frame[pd.to_datetime(frame["date"]) >= pd.to_datetime(frame["date"]).max() - pd.Timedelta(days=69)]
+        frame["category"] = group
+        parts.append(frame.assign(group=group))
+    return pd.concat(parts, ignore_index=True)
+
+
+def bench_input(spark: Any, demand: Any, out: Path, *, batches: int) -> dict[str, Any]:
+    from replenish.neural.loader import MODEL_COLUMNS, ArrowLoader, PetastormLoader
+    from replenish.neural.tf_runtime import tf
+    from replenish.neural.windows import WindowSpec, training_windows
+
+    spec = WindowSpec(freq="D", history=56, horizon=28)
+    last = demand.agg({"date": "max"}).first()[0]
+    windows = training_windows(demand, spec, train_end=last, stride=2, max_origins=40)
+    windows.write.mode("overwrite").parquet(str(out / "bench_windows"))
+    windows = spark.read.parquet(str(out / "bench_windows"))
+    batch = 256
+    petastorm = PetastormLoader.from_dataframe(
+        windows, cache_dir=f"file://{out}/petastorm", row_group_bytes=4 * 1024 * 1024, min_row_groups=2
+    )
+    arrow = ArrowLoader.from_files(list(petastorm.converter.file_urls))
+    columns = windows.select(*MODEL_COLUMNS).toPandas()  # benchmark only: the in-memory ceiling
+    arrays = {
+        name: np.stack(columns[name].map(lambda v: np.asarray(v, np.float32)))
+        if name in ("history", "future", "target", "target_mask", "projection")
+        else columns[name].to_numpy()
+        for name in MODEL_COLUMNS
+    }
+
+    def rate(dataset: Any) -> float:
+        iterator = iter(dataset)
+        for _ in range(3):
+            next(iterator)
+        started = time.perf_counter()
+        for _ in range(batches):
+            next(iterator)
+        return batches * batch / (time.perf_counter() - started)
+
+    memory = tf.data.Dataset.from_tensor_slices(arrays).shuffle(batch * 8, seed=0).batch(batch).repeat()
+    results = {"windows": petastorm.rows, "row_groups": petastorm.row_groups, "batch": batch}
+    results["in_memory"] = rate(memory.prefetch(tf.data.AUTOTUNE))
+    with petastorm.dataset(cur_shard=None, shard_count=None, batch_size=batch, shuffle=True, seed=0) as dataset:
+        results["petastorm"] = rate(dataset)
+    with arrow.dataset(cur_shard=None, shard_count=None, batch_size=batch, shuffle=True, seed=0) as dataset:
+        results["arrow"] = rate(dataset)
+    petastorm.delete()
+    return {**results, "windows_df": windows, "arrays": arrays}
+
+
+def bench_training(spark: Any, windows: Any, arrays: dict[str, np.ndarray], out: Path, *, steps: int) -> dict:
+    from replenish.forecast.settings import ForecastConfig
+    from replenish.neural import pipeline
+    from replenish.neural.model import LstmForecaster, ModelSpec, to_model_inputs
+    from replenish.neural.settings import LstmSettings
+    from replenish.neural.tf_runtime import tf
+
+    spec = ModelSpec(history=56, horizon=28, hidden=32, projection_dim=4)
+    batch, epochs = 128, 2
+    data = (
+        tf.data.Dataset.from_tensor_slices(arrays)
+        .shuffle(4096, seed=0)
+        .batch(batch)
+        .map(lambda b: to_model_inputs(b, spec))
+        .repeat()
+    )
+    forecaster = LstmForecaster(spec).build()
+    forecaster.fit(data, epochs=1, steps_per_epoch=3)  # graph tracing outside the timing
+    started = time.perf_counter()
+    forecaster.fit(data, epochs=epochs, steps_per_epoch=steps)
+    results: dict[str, Any] = {"single_process": epochs * steps * batch / (time.perf_counter() - started)}
+    rows = windows.count()
+    labelled = windows.withColumn("split", (windows["scale"] * 0).cast("string"))
+    labelled = windows.selectExpr("*", "CASE WHEN rand(1) < 0.9 THEN 'train' ELSE 'valid' END AS split_")
+    labelled = labelled.drop("split").withColumnRenamed("split_", "split")
+    for workers in (1, 2):
+        settings = LstmSettings(
+            history=56,
+            epochs=epochs,
+            workers=workers,
+            batch_size=batch,
+            steps_per_epoch=steps,
+            patience=5,
+            row_group_bytes=1024 * 1024,
+        )
+        plan = pipeline.lstm_plan(labelled, ForecastConfig(horizon=28).plan("D"), settings)
+        result = pipeline.train_lstm(
+            spark,
+            labelled,
+            plan,
+            model_dir=str(out / f"model-{workers}"),
+            work_dir=str(out / f"work-{workers}-{time.time()}"),
+            cache_dir=str(out / f"cache-{workers}"),
+        )
+        results[f"barrier_{workers}"] = result["samples_per_second"]
+    results["windows"] = rows
+    return results
+
+
+def bench_accuracy(spark: Any, frame: pd.DataFrame, out: Path) -> dict[str, Any]:
+
+    from replenish.io.lake import Lake
+    from replenish_jobs import forecast
+
+    lake = Lake(spark, str(out / "lakehouse"))
+    lake.write(spark.createDataFrame(frame.drop(columns=["group"])), "silver.demand", mode="overwrite")
+    common = [
+        "--lake",
+        lake.root,
+        "--run-date",
+        "2024-06-01",
+        "--set",
+        "forecast.backtest.folds=3",
+        "--set",
+        "forecast.lstm.epochs=10",
+        "--set",
+        "forecast.lstm.max_origins=12",
+        "--set",
+        "forecast.lstm.stride=5",
+    ]
+    assert forecast.main([*common, "--run-id", "auto"], spark=spark) == 0
+    assert (
+        forecast.main(
+            [*common, "--run-id", "planned", "--model", "lstm", "--set", "forecast.lstm.planned_promotions=true"],
+            spark=spark,
+        )
+        == 0
+    )
+    scores = lake.read("gold.forecast_backtest").select("run_id", "sku", "location", "model", "fold", "mase").toPandas()
+    groups = frame.groupby("sku")["group"].first()
+    scores["group"] = scores["sku"].map(groups)
+    scores.loc[scores["run_id"] == "planned", "model"] = "lstm_planned"
+    scores = scores[np.isfinite(scores["mase"])]
+    table = scores.groupby(["model", "group"])["mase"].mean().unstack()
+    table["overall"] = scores.groupby("model")["mase"].mean()
+
+    def selection(candidates: set[str]) -> float:
+        pool = scores[scores["model"].isin(candidates)]
+        last = pool["fold"].max()
+        earlier = pool[pool["fold"] < last].groupby(["sku", "location", "model"])["mase"].mean().reset_index()
+        best = earlier.loc[earlier.groupby(["sku", "location"])["mase"].idxmin()]
+        final = pool[pool["fold"] == last].merge(best[["sku", "location", "model"]], on=["sku", "location", "model"])
+        return float(final["mase"].mean())
+
+    statistical = set(scores["model"]) - {"lstm", "lstm_planned"}
+    return {
+        "mase": table.round(3).to_dict(),
+        "selection_without_lstm": round(selection(statistical), 3),
+        "selection_with_lstm": round(selection(statistical | {"lstm"}), 3),
+        "selection_with_lstm_planned": round(selection(statistical | {"lstm_planned"}), 3),
+        "series": int(frame.groupby(["sku", "location"]).ngroups),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--series", type=int, default=30)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["input", "training", "accuracy"])
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+    spark = _spark()
+    frame = panel(args.series, args.days)
+    demand = spark.createDataFrame(frame.drop(columns=["group"]))
+    report: dict[str, Any] = {"series": args.series, "days": args.days}
+    with tempfile.TemporaryDirectory(prefix="lstm-bench-") as folder:
+        out = Path(folder)
+        if "input" not in args.skip or "training" not in args.skip:
+            inputs = bench_input(spark, demand, out, batches=args.batches)
+            windows, arrays = inputs.pop("windows_df"), inputs.pop("arrays")
+            report["input"] = inputs
+            print(f"input pipeline (samples/s): {json.dumps(inputs)}", flush=True)
+            if "training" not in args.skip:
+                report["training"] = bench_training(spark, windows, arrays, out, steps=args.steps)
+                print(f"training (samples/s): {json.dumps(report['training'])}", flush=True)
+        if "accuracy" not in args.skip:
+            report["accuracy"] = bench_accuracy(spark, frame, out)
+            print(f"accuracy: {json.dumps(report['accuracy'])}", flush=True)
+    spark.stop()
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

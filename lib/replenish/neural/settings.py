@@ -1,0 +1,94 @@
+"""Typed settings of the global LSTM (the `forecast.lstm:` section of conf/base.yaml).
+
+Imported by `replenish.forecast.settings` without TensorFlow: nothing here imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from replenish.errors import ConfigError
+
+QUANTILES: tuple[float, ...] = (0.025, 0.1, 0.5, 0.9, 0.975)
+"""The quantiles the model outputs: the 95% and 80% interval bounds and the median (the point forecast)."""
+
+
+@dataclass(frozen=True)
+class LstmSettings:
+    """Settings of the global LSTM forecaster (`replenish train-lstm`, `forecast --model lstm`).
+
+    Attributes:
+        enabled: `forecast --model auto` adds the LSTM as a candidate per series.
+        history: periods of history the encoder reads per window (D: 56 days). A series with less
+            history is left-padded and masked, so short and new series still get a forecast.
+        min_history: a training window needs this many observed (uncensored) history periods.
+        stride: periods between consecutive training origins of a series (fewer, less correlated
+            windows train faster).
+        max_origins: the most recent training origins kept per series (bounds the table's size).
+        hidden: LSTM units; the decoder's dense layer has as many.
+        embedding_dim: size of the category and location embeddings.
+        hash_buckets: category and location names are hashed into this many buckets (no vocabulary
+            to keep in sync between training and inference).
+        projection_dim: leading entries of `gold.item_factors.projection` used as static features
+            (zeros for SKUs without factors or when the table is absent: the model works without them).
+        epochs: most training epochs (early stopping usually ends sooner).
+        steps_per_epoch: batches per epoch per worker, fixed so no worker runs out before the others;
+            None: the training windows divided by the global batch size.
+        batch_size: windows per batch per worker.
+        learning_rate: Adam's.
+        patience: epochs without validation improvement before stopping (the best weights are kept).
+        seed: seeds TensorFlow, numpy and shuffling.
+        workers: barrier tasks (TensorFlow workers); 1 trains in a single task.
+        use_gpu: request a GPU per training task (needs `spark.task.resource.gpu.amount`).
+        loader: `petastorm` (make_spark_converter / make_tf_dataset) or `arrow` (pyarrow dataset).
+        planned_promotions: the backtest treats the test window's observed promo and price as
+            planned in advance (a retailer's promotion calendar); False gives the LSTM what the
+            statistical models get (no promotion, regular price), so the comparison is like for like.
+        row_group_bytes: Parquet row-group size of the Petastorm cache; small enough that every
+            worker's shard gets row groups.
+    """
+
+    enabled: bool = True
+    history: int | None = None
+    min_history: int = 4
+    stride: int = 7
+    max_origins: int = 12
+    hidden: int = 32
+    embedding_dim: int = 4
+    hash_buckets: int = 64
+    projection_dim: int = 4
+    epochs: int = 8
+    steps_per_epoch: int | None = None
+    batch_size: int = 128
+    learning_rate: float = 0.005
+    patience: int = 2
+    seed: int = 42
+    workers: int = 1
+    use_gpu: bool = False
+    loader: str = "petastorm"
+    planned_promotions: bool = False
+    row_group_bytes: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        positive = ("min_history", "stride", "max_origins", "hidden", "embedding_dim", "hash_buckets")
+        for name in (*positive, "epochs", "batch_size", "workers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"forecast.lstm.{name} must be >= 1, got {getattr(self, name)}")
+        if self.history is not None and self.history < 2:
+            raise ConfigError(f"forecast.lstm.history must be >= 2, got {self.history}")
+        if self.projection_dim < 1 or self.patience < 0:
+            raise ConfigError("forecast.lstm.projection_dim must be >= 1 and patience >= 0")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ConfigError(f"forecast.lstm.steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"forecast.lstm.learning_rate must be > 0, got {self.learning_rate}")
+        if self.loader not in ("petastorm", "arrow"):
+            raise ConfigError(f"forecast.lstm.loader must be petastorm or arrow, got {self.loader!r}")
+        if self.row_group_bytes < 1024:
+            raise ConfigError(f"forecast.lstm.row_group_bytes must be >= 1024, got {self.row_group_bytes}")
+
+    def history_for(self, freq: str) -> int:
+        """Encoder length in periods of `freq`: `history`, or 8 weeks (D), a year (W), 2 years (M)."""
+        if self.history is not None:
+            return self.history
+        return {"D": 56, "W": 52, "M": 24}[freq]

@@ -1,0 +1,51 @@
+"""The two choices of gold.model_selection: the forecast over the whole horizon, and the one that sizes stock."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from replenish.inventory.selection import choose_forecasts
+from replenish.inventory.settings import InventoryConfig
+
+pytestmark = pytest.mark.spark
+
+HORIZON = 28
+FOLDS = 3
+START = dt.date(2024, 3, 1)
+FORECAST_SCHEMA = "freq string, sku string, location string, model string, date date, step int, yhat double"
+BACKTEST_SCHEMA = (
+    "freq string, sku string, location string, model string, fold int, date date, step int, y double, yhat double"
+)
+
+
+def error(model: str, fold: int, step: int) -> float:
+    """`steady`: ±2 every other period, no persistent part. `level`: a level error of ±1.5 per fold
+    (+ a little noise): a smaller error per period, but one that accumulates over a lead time."""
+    if model == "steady":
+        return 2.0 if step % 2 else -2.0
+    return (1.5 if fold % 2 else -1.5) + (0.1 if step % 2 else -0.1)
+
+
+def test_the_whole_horizon_choice_is_published_beside_the_stock_sizing_choice(spark) -> None:
+    models = ("steady", "level")
+    forecast = [("D", "S1", "L1", m, START + dt.timedelta(days=s - 1), s, 10.0) for m in models for s in range(1, 29)]
+    backtest = []
+    for model in models:
+        for fold in range(1, FOLDS + 1):
+            cutoff = START - dt.timedelta(days=HORIZON * (FOLDS - fold + 1))
+            for step in range(1, HORIZON + 1):
+                y = 10.0
+                day = cutoff + dt.timedelta(days=step - 1)
+                backtest.append(("D", "S1", "L1", model, fold, day, step, y, y - error(model, fold, step)))
+    chosen = choose_forecasts(
+        spark.createDataFrame(forecast, FORECAST_SCHEMA),
+        spark.createDataFrame(backtest, BACKTEST_SCHEMA),
+        InventoryConfig(),
+        keep_error_path=False,
+    ).collect()
+    (row,) = chosen
+    assert row["chosen"]["model"] == "steady"  # the smaller error summed over the protection interval
+    assert row["horizon_model"] == "level"  # the smaller error per period over the whole horizon
+    assert row["horizon_mae"] == pytest.approx(1.5, abs=0.11)
