@@ -30,7 +30,8 @@ test: venv java lint
 lint: venv
 	$(BIN)/ruff check lib jobs tests benchmarks notebooks setup.py
 	$(BIN)/ruff format --check lib jobs tests benchmarks notebooks setup.py
-	$(BIN)/mypy lib jobs benchmarks
+	$(BIN)/mypy lib jobs
+	$(BIN)/mypy --explicit-package-bases benchmarks
 
 BENCH_OUT ?= benchmarks/results/$(BENCH_STAMP)
 BENCH_STAMP := $(shell date -u +%Y-%m-%dT%H%M)

@@ -301,6 +301,8 @@ def bench_panel(
 ) -> dict[str, Any]:
     panel = load_panel(name, limit)
     print(f"## {name}: {len(panel.series)} series, h = {panel.horizon}", flush=True)
+    ours: dict[str, Any]
+    meta: dict
     if not product:
         ours, meta = {}, {"seconds": {"forecast": float("nan")}, "horizon_picks": {}}
     elif in_process:
