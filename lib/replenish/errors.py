@@ -17,3 +17,7 @@ class ValidationError(ReplenishError, ValueError):
 
 class LakeError(ReplenishError):
     """A Delta table cannot be read or written as asked."""
+
+
+class ConcurrentWriteError(LakeError):
+    """Another writer committed a conflicting change first; this write committed nothing."""

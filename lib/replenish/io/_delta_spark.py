@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from replenish.errors import LakeError
+from replenish.errors import ConcurrentWriteError, LakeError
 from replenish.io.lake import WriteResult
 
 if TYPE_CHECKING:
@@ -25,6 +26,35 @@ RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
 LISTING_PARALLELISM_CONF = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 # How far back in the history an engine looks for its own commit (others may commit meanwhile).
 OWN_COMMIT_SEARCH_DEPTH = 50
+
+
+def conflict_errors() -> tuple[type[BaseException], ...]:
+    """The Python classes of Delta's optimistic-concurrency conflicts (delta-spark converts them)."""
+    from delta import exceptions as delta_errors
+
+    return (
+        delta_errors.DeltaConcurrentModificationException,
+        delta_errors.ConcurrentWriteException,
+        delta_errors.MetadataChangedException,
+        delta_errors.ProtocolChangedException,
+        delta_errors.ConcurrentAppendException,
+        delta_errors.ConcurrentDeleteReadException,
+        delta_errors.ConcurrentDeleteDeleteException,
+        delta_errors.ConcurrentTransactionException,
+    )
+
+
+@contextmanager
+def conflicts_named(uri: str, operation: str) -> Iterator[None]:
+    """Turn Delta's conflict exceptions into a `ConcurrentWriteError` that names the table."""
+    try:
+        yield
+    except conflict_errors() as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConcurrentWriteError(
+            f"{uri}: another writer committed a conflicting change while this {operation} ran "
+            f"({type(exc).__name__}: {reason}); this {operation} committed nothing"
+        ) from exc
 
 
 def _quoted(uri: str) -> str:
@@ -138,7 +168,8 @@ class DeltaSparkEngine:
             )
         else:
             writer = writer.mode("append")
-        writer.save(uri)
+        with conflicts_named(uri, mode):
+            writer.save(uri)
         return self._result(uri, write_id, rows="numOutputRows", added="numFiles", removed="numRemovedFiles")
 
     def insert_new(
@@ -156,7 +187,7 @@ class DeltaSparkEngine:
 
         write_id, metadata = self._metadata(commit_info or {})
         condition = " AND ".join(f"target.`{k}` = source.`{k}`" for k in keys)
-        with session_conf(self.spark, {USER_METADATA_CONF: metadata}):
+        with session_conf(self.spark, {USER_METADATA_CONF: metadata}), conflicts_named(uri, "insert_new"):
             (
                 self._delta_table.forPath(self.spark, uri)
                 .alias("target")
@@ -181,7 +212,7 @@ class DeltaSparkEngine:
 
         write_id, metadata = self._metadata({**(commit_info or {}), "operation": "compact"})
         settings = {"spark.databricks.delta.optimize.maxFileSize": str(target_file_bytes), USER_METADATA_CONF: metadata}
-        with session_conf(self.spark, settings):
+        with session_conf(self.spark, settings), conflicts_named(uri, "compact"):
             optimize = self._delta_table.forPath(self.spark, uri).optimize()
             if zorder_by:
                 optimize.executeZOrderBy(*zorder_by)

@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote
 
 import pyarrow as pa
 
-from replenish.errors import LakeError
+from replenish.errors import ConcurrentWriteError, LakeError
 from replenish.io.lake import WriteResult
 
 if TYPE_CHECKING:
@@ -397,8 +397,9 @@ class EmbeddedEngine:
                 table.create_write_transaction(
                     [*adds, *removes], "append", schema, list(partition_by), commit_properties=commit
                 )
-        except BaseException:
+        except BaseException as exc:
             self._discard(staging, uri, published)
+            _raise_conflict(exc, uri, mode)
             raise
         self._discard(staging, uri, [])
         return WriteResult(
@@ -522,6 +523,17 @@ def remove_stale_staging(spark: SparkSession, uri: str, *, retention_hours: int,
                 if not dry_run:
                     filesystem.delete(status.getPath(), True)
     return deleted
+
+
+def _raise_conflict(exc: BaseException, uri: str, operation: str) -> None:
+    """Name a delta-rs commit conflict as `ConcurrentWriteError`; other errors pass through."""
+    from deltalake.exceptions import CommitFailedError
+
+    if isinstance(exc, CommitFailedError):
+        raise ConcurrentWriteError(
+            f"{uri}: another writer committed a conflicting change while this {operation} ran "
+            f"(CommitFailedError: {exc}); this {operation} committed nothing"
+        ) from exc
 
 
 def _commit_properties(commit_info: Mapping[str, str] | None, *, mode: str) -> Any:

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from replenish.errors import LakeError
+from replenish.errors import ConcurrentWriteError, LakeError
 from replenish.io.catalog import TABLES, TableSpec, table
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 WriteMode = Literal["append", "overwrite", "overwrite_partitions"]
 EngineName = Literal["auto", "delta-spark", "embedded"]
 WRITE_MODES: tuple[str, ...] = ("append", "overwrite", "overwrite_partitions")
+# insert_new is idempotent, so a conflict with a concurrent commit is retried this many times in all.
+INSERT_NEW_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -262,15 +264,23 @@ class Lake:
         if missing:
             raise LakeError(f"{spec.name}: key column(s) {missing} not in the data ({df.columns})")
         uri = self.path(spec)
-        if self._engine.exists(uri):
-            df = align_to_schema(df, self._engine.schema(uri), uri)
-        result = self._engine.insert_new(
-            df,
-            uri,
-            keys=key_columns,
-            partition_by=list(spec.partition_by),
-            commit_info={**self.commit_info, "mode": "insert_new"},
-        )
+        for attempt in range(1, INSERT_NEW_ATTEMPTS + 1):
+            try:
+                if self._engine.exists(uri):
+                    df = align_to_schema(df, self._engine.schema(uri), uri)
+                result = self._engine.insert_new(
+                    df,
+                    uri,
+                    keys=key_columns,
+                    partition_by=list(spec.partition_by),
+                    commit_info={**self.commit_info, "mode": "insert_new"},
+                )
+                break
+            except ConcurrentWriteError:
+                # Safe to retry: the merge on the keys skips whatever the other writer inserted meanwhile.
+                if attempt == INSERT_NEW_ATTEMPTS:
+                    raise
+                log.warning("%s: insert_new conflicted with a concurrent commit; retry %d", spec.name, attempt)
         self._register(spec)
         return result
 

@@ -38,7 +38,7 @@ def _same_location(registered: str, uri: str) -> bool:
 def registered_location(spark: SparkSession, name: str) -> str | None:
     """Where the catalog's table `name` points, or None when it is not registered."""
     layer, short = name.split(".", 1)
-    if not spark.catalog.databaseExists(layer) or not spark.catalog.tableExists(short, layer):
+    if not spark.catalog.databaseExists(layer) or not spark.catalog.tableExists(f"{layer}.{short}"):
         return None
     try:  # the session catalog's metadata: no Delta log is read
         jvm: Any = spark._jvm  # type: ignore[attr-defined]
@@ -48,13 +48,23 @@ def registered_location(spark: SparkSession, name: str) -> str | None:
         return str(spark.sql(f"DESCRIBE DETAIL {layer}.`{short}`").first()["location"])  # type: ignore[index]
 
 
+def _create_schema(spark: SparkSession, layer: str, location: str) -> None:
+    """The layer's schema, located at the layer's folder (not a `spark-warehouse` in the working directory)."""
+    if spark.catalog.databaseExists(layer):
+        return
+    try:
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{layer}` LOCATION '{location}'")
+    except Exception:  # catalogs that manage schema locations themselves (Unity Catalog)
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{layer}`")
+
+
 def register_table(spark: SparkSession, spec: TableSpec, uri: str) -> bool:
     """Register `spec` at `uri`; re-point a registration that names another path. True when it changed."""
     layer, short = spec.name.split(".", 1)
     current = registered_location(spark, spec.name)
     if current is not None and _same_location(current, uri):
         return False
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{layer}`")
+    _create_schema(spark, layer, uri.rstrip("/").rsplit("/", 1)[0])
     if current is not None:
         log.info("catalog: %s pointed at %s; re-pointing it to %s", spec.name, current, uri)
         spark.sql(f"DROP TABLE `{layer}`.`{short}`")  # external table: the files stay
