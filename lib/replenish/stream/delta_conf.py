@@ -13,6 +13,8 @@ from pyspark.sql import SparkSession
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+# Set on Databricks clusters, whose runtime has Delta built in without the open-source extension setting.
+_DATABRICKS_CLUSTER = "spark.databricks.clusterUsageTags.clusterId"
 
 
 def delta_spark_conf() -> dict[str, str]:
@@ -30,5 +32,6 @@ def delta_overrides() -> list[str]:
 
 
 def has_delta(spark: SparkSession) -> bool:
-    """True when the session runs delta-spark's SQL extension (needed for streaming and MERGE)."""
-    return DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "")
+    """True when the session runs delta-spark's SQL extension (needed for MERGE), or is a Databricks cluster's."""
+    extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    return DELTA_EXTENSION in extensions or spark.conf.get(_DATABRICKS_CLUSTER, None) is not None
