@@ -241,6 +241,9 @@ PRICE_CHANGE_SIZE = 0.12  # regular price moves up to +-12% off the list price
 PROMO_DISPLAY_LIFT = 0.3  # uplift of being featured, on top of the discount's price effect
 HOLIDAY_UPLIFT = 0.6
 LAUNCH_RAMP_DAYS = 28
+# Interest: a SKU-week shock (lognormal, mean 1) that draws views in its week and lifts sales in the
+# next, so that views lead purchases. Not tuned: one standard deviation of 30% of the rate.
+INTEREST_SIGMA = 0.3
 STOCKOUT_MEAN_EXTRA_DAYS = 2.0  # a stockout spell lasts 1 + geometric(mean 2) days, at most a week
 # Interactions: candidates scored per view, and the weights of the softmax choice among them.
 CANDIDATES_PER_VIEW = 12
@@ -586,8 +589,42 @@ def _weekly_state(weeks: DataFrame, cfg: GeneratorConfig, rng: _Random) -> DataF
     )
     price_effect = F.pow(F.col("price") / F.col("unit_price"), F.col("elasticity"))
     promo_lift = F.when(F.col("promo"), 1.0 + PROMO_DISPLAY_LIFT).otherwise(1.0)
+    interest = _interest(rng, "previous_week")  # last week's interest sells this week
     return weeks.select(
-        "*", (F.col("base_rate") * F.col("volume_factor") * price_effect * promo_lift).alias("week_rate")
+        "*", (F.col("base_rate") * F.col("volume_factor") * price_effect * promo_lift * interest).alias("week_rate")
+    )
+
+
+def _interest(rng: _Random, week: str) -> Column:
+    """The interest shock of SKU and `week` (an int week column): lognormal with mean 1."""
+    return F.exp(INTEREST_SIGMA * rng.normal("interest", SKU, week) - INTEREST_SIGMA**2 / 2.0)
+
+
+def _view_weeks(products: DataFrame, cfg: GeneratorConfig, rng: _Random) -> DataFrame:
+    """Per SKU: `view_weeks` (its weeks from launch on) and `view_cdf`, their cumulative share of views.
+
+    A week's share is its interest times the days of it inside the period (the first and last may
+    be partial), so a view lands in a week in proportion to the interest of that week.
+    """
+    first_day = F.greatest(F.lit(0), F.col("launch_day"))
+    weeks = products.select(
+        SKU,
+        "launch_day",
+        F.explode(F.sequence(_week_of(cfg, first_day), _week_of(cfg, F.lit(cfg.days - 1)))).alias("week"),
+    )
+    start = F.greatest(_week_start(cfg, F.col("week")), F.greatest(F.lit(0), F.col("launch_day")))
+    end = F.least(_week_start(cfg, F.col("week")) + 6, F.lit(cfg.days - 1))
+    weeks = weeks.select(SKU, "week", (_interest(rng, "week") * (end - start + 1)).alias("mass"))
+    ordered = weeks.groupBy(SKU).agg(F.array_sort(F.collect_list(F.struct("week", "mass"))).alias("weeks"))
+    masses = F.transform("weeks", lambda w: w["mass"])
+    cumulative = F.transform(
+        masses, lambda _m, i: F.aggregate(F.slice(masses, 1, i + 1), F.lit(0.0), lambda acc, x: acc + x)
+    )
+    total = F.aggregate(masses, F.lit(0.0), lambda acc, x: acc + x)
+    return ordered.select(
+        SKU,
+        F.transform("weeks", lambda w: w["week"]).alias("view_weeks"),
+        F.transform(cumulative, lambda c: c / total).alias("view_cdf"),
     )
 
 
@@ -835,11 +872,19 @@ def _interactions(spark: SparkSession, products: DataFrame, cfg: GeneratorConfig
     chosen = scored.groupBy(USER, VIEW).agg(
         *[F.max_by(column, "score").alias(column) for column in (SKU, "launch_day", "affinity")]
     )
-    chosen = chosen.sortWithinPartitions(USER, VIEW)  # the same files on every run
 
     start_second = int(dt.datetime.combine(cfg.start_date, dt.time(), dt.UTC).timestamp())
-    first_day = F.greatest(F.lit(0), F.col("launch_day")).cast("long")
-    span_seconds = (cfg.days - first_day) * 86_400 - 7_200  # leaves room for the cart and the purchase
+    # The week of a view follows the SKU's interest (inverse CDF over its weeks), the moment within
+    # the week's days in the period is uniform.
+    view_weeks = _view_weeks(products, cfg, rng)
+    view_weeks = F.broadcast(view_weeks) if cfg.skus <= 100_000 else view_weeks
+    chosen = chosen.join(view_weeks, SKU).sortWithinPartitions(USER, VIEW)  # the same files on every run
+    u = rng.uniform("view_week", USER, VIEW)
+    position = F.least(F.size(F.filter("view_cdf", lambda c: c < u)), F.size("view_cdf") - 1)
+    week = F.element_at("view_weeks", position + 1)
+    first_day = F.greatest(_week_start(cfg, week), F.greatest(F.lit(0), F.col("launch_day"))).cast("long")
+    last_day = F.least(_week_start(cfg, week) + 6, F.lit(cfg.days - 1)).cast("long")
+    span_seconds = (last_day - first_day + 1) * 86_400 - 7_200  # leaves room for the cart and the purchase
     view_second = start_second + first_day * 86_400 + F.floor(rng.uniform("view_time", USER, VIEW) * span_seconds)
     cart_second = view_second + 20 + F.floor(rng.uniform("cart_delay", USER, VIEW) * 900)
     purchase_second = cart_second + 30 + F.floor(rng.uniform("purchase_delay", USER, VIEW) * 3600)
