@@ -96,7 +96,12 @@ def job_params(name: str, ctx: JobContext, args: argparse.Namespace) -> dict[str
 @contextmanager
 def job_run(cfg: TrackingConfig, name: str, ctx: JobContext, args: argparse.Namespace) -> Iterator[Any]:
     """An active MLflow run for one job run (nested when a run is active): yields `mlflow.ActiveRun`."""
-    import mlflow
+    try:
+        import mlflow
+    except ImportError as exc:
+        raise ConfigError(
+            f"MLflow is not importable ({exc}): install mlflow or run with --set tracking.enabled=false"
+        ) from exc
 
     parent = mlflow.active_run()
     try:
