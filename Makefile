@@ -42,8 +42,9 @@ bench: venv java  # about an hour on 2 cores; results under benchmarks/results/<
 	$(BIN)/python -m benchmarks.inventory_bench --json $(BENCH_OUT)/inventory.json | tee $(BENCH_OUT)/inventory.md
 	$(BIN)/python -m benchmarks.lstm_bench --json $(BENCH_OUT)/lstm.json | tee $(BENCH_OUT)/lstm.md
 
-dist: venv
+dist: venv  # the wheel, and the same archive as .zip: PySpark puts only .zip/.egg/.jar of --py-files on executors' path
 	$(BIN)/pip wheel --no-deps -w $(DIST) .
+	for wheel in $(DIST)/replenish-*-py3-none-any.whl; do cp "$$wheel" "$${wheel%-py3-none-any.whl}.zip"; done
 
 clean:
 	rm -rf $(LAKE) $(DATA) spark-warehouse metastore_db derby.log dist build

@@ -221,7 +221,8 @@ class Shipped:
     """What a job run on the cluster gets: the built wheel, and an interpreter that lacks replenish.
 
     Attributes:
-        wheel: `dist/replenish-*.whl` as `make dist` builds it.
+        wheel: the wheel `make dist` builds, as `dist/replenish-<version>.zip` (PySpark puts a
+            `.whl` of `--py-files` on the driver's path but not on the executors').
         python: a virtual environment whose site-packages reach the dependencies (pyspark, pandas,
             statsforecast, ...) of the test interpreter but not its editable install of replenish, like
             cluster nodes with the dependencies installed and replenish shipped per job.
@@ -252,7 +253,8 @@ def shipped_package(tmp_path_factory: pytest.TempPathFactory) -> Shipped:
         timeout=300,
         check=False,
     )
-    wheels = sorted(dist.glob("replenish-*.whl"))
+    # the wheel as `.zip`: PySpark adds only .zip, .egg and .jar files of --py-files to executors' path
+    wheels = sorted(dist.glob("replenish-*.zip"))
     if built.returncode != 0 or len(wheels) != 1:
         pytest.fail(f"make dist failed ({built.returncode}):\n{built.stdout[-2000:]}\n{built.stderr[-3000:]}")
     venv = base / "node-venv"
