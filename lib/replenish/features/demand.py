@@ -336,6 +336,7 @@ def build_features(
     cfg: FeaturesConfig,
     *,
     freq: str,
+    date_range: tuple[dt.date, dt.date] | None = None,
 ) -> DataFrame:
     """`silver.demand` for one frequency: demand, censoring, price, promo, calendar, lags, rolling stats.
 
@@ -344,6 +345,8 @@ def build_features(
         products: `bronze.products`, or None when there is no product master.
         cfg: the features settings; `cfg.for_freq(freq)` gives lags and windows.
         freq: D, W or M.
+        date_range: the first and last day of all the sales, when `sales` holds only some series (an
+            incremental build): every series runs to the end of the data, not of its own sales.
 
     Returns:
         The columns of `silver.demand` (docs/tables.md), partitioned by (sku, location). The lag and
@@ -352,7 +355,7 @@ def build_features(
     """
     check_freq(freq)
     settings = cfg.for_freq(freq)
-    first_day, last_day = sales_date_range(sales)
+    first_day, last_day = date_range or sales_date_range(sales)
     range_start, range_end = complete_period_range(first_day, last_day, freq)
     log.info("features %s: sales %s..%s, complete periods %s..%s", freq, first_day, last_day, range_start, range_end)
     demand = build_demand(sales, products, cfg, freq=freq, date_range=(first_day, last_day))
