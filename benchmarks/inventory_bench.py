@@ -20,7 +20,8 @@ the job, the wall time of the I/O floor and their ratio (target: at most 1.5). A
   with keys from that aggregate. Its ratio to the floor is what a target leaves for the selection and
   the policy themselves.
 
-All run on one warmed-up local Spark session (`conf/local.yaml`), the floor first.
+All run on one warmed-up local Spark session (`conf/local.yaml`), the floor first, once per lake engine
+(`--engines delta-spark,embedded`: the same inputs, each engine's reads and writes).
 """
 
 from __future__ import annotations
@@ -275,7 +276,8 @@ def inventory_job(spark: SparkSession, lake: Lake, run_id: str) -> tuple[float, 
     from replenish_jobs import inventory
 
     started = time.perf_counter()
-    code = inventory.main(["--lake", lake.root, "--freq", "W", "--run-id", run_id], spark=spark)
+    argv = ["--lake", lake.root, "--freq", "W", "--run-id", run_id, "--set", f"lake.engine={lake.engine_name}"]
+    code = inventory.main(argv, spark=spark)
     seconds = time.perf_counter() - started
     if code != 0:
         raise SystemExit(f"the inventory job failed with exit code {code}")
@@ -291,9 +293,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--least-plan", action="store_true", help="also time the least plan (one shuffle per series), after the floor"
     )
+    parser.add_argument(
+        "--engines",
+        default="delta-spark,embedded",
+        help="lake engines to time, in this order, on the same inputs in one session (default: both)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting of the local profile, e.g. --set spark.conf.spark.driver.memory=2g",
+    )
     args = parser.parse_args(argv)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
 
-    settings = config.load("local")
+    settings = config.load("local", args.overrides)
     spark = build_spark(settings["spark"], profile="local")
     spark.sparkContext.setLogLevel("ERROR")
     temporary = None if args.lake else tempfile.mkdtemp(prefix="inventory-bench-")
@@ -311,41 +327,54 @@ def main(argv: list[str] | None = None) -> int:
             print(f"inputs: generated in {time.perf_counter() - started:.0f} s: {counts}", flush=True)
 
         # Warm up the JVM (parsing, code generation) on a small lake, so neither timing pays for it.
-        warm = Lake(spark, str(root / "warmup"))
-        generate(spark, warm, 2_000)
-        io_floor(spark, warm, 10)
-        if args.least_plan:
-            least_plan(spark, warm, 10)
-        inventory_job(spark, warm, "20240101T000000-warmup")
+        generate(spark, Lake(spark, str(root / "warmup")), 2_000)
+        for engine in engines:
+            warm = Lake(spark, str(root / "warmup"), engine=engine)  # type: ignore[arg-type]
+            io_floor(spark, warm, 10)
+            if args.least_plan:
+                least_plan(spark, warm, 10)
+            inventory_job(spark, warm, f"20240101T000000-warmup-{engine}")
 
         accuracy_rows = 200
-        floor = io_floor(spark, lake, accuracy_rows)
-        print(f"I/O floor: {floor:.1f} s", flush=True)
-        least = least_plan(spark, lake, accuracy_rows) if args.least_plan else None
-        if least is not None:
-            print(f"least plan: {least:.1f} s", flush=True)
-        job, summary = inventory_job(spark, lake, f"20240101T{int(time.time()) % 1000000:06d}-bench")
-        print(f"inventory job: {job:.1f} s ({summary['plan_rows']:,} plan rows)", flush=True)
-        result = {
+        results: dict[str, dict[str, Any]] = {}
+        for engine in engines:
+            on_engine = Lake(spark, str(root / "lakehouse"), engine=engine)  # type: ignore[arg-type]
+            floor = io_floor(spark, on_engine, accuracy_rows)
+            print(f"{engine}: I/O floor: {floor:.1f} s", flush=True)
+            least = least_plan(spark, on_engine, accuracy_rows) if args.least_plan else None
+            if least is not None:
+                print(f"{engine}: least plan: {least:.1f} s", flush=True)
+            job, summary = inventory_job(spark, on_engine, f"20240101T{int(time.time()) % 1000000:06d}-{engine}")
+            print(f"{engine}: inventory job: {job:.1f} s ({summary['plan_rows']:,} plan rows)", flush=True)
+            result = {
+                "job_seconds": round(job, 1),
+                "floor_seconds": round(floor, 1),
+                "ratio": round(job / floor, 2) if floor > 0 else math.nan,
+            }
+            if least is not None:
+                result["least_plan_seconds"] = round(least, 1)
+                result["least_plan_ratio"] = round(least / floor, 2) if floor > 0 else math.nan
+                result["job_to_least_plan"] = round(job / least, 2) if least > 0 else math.nan
+            results[engine] = result
+        output = {
             "rows": args.rows,
             "input_rows": counts,
             "cores": os.cpu_count(),
             "parallelism": spark.sparkContext.defaultParallelism,
-            "job_seconds": round(job, 1),
-            "floor_seconds": round(floor, 1),
-            "ratio": round(job / floor, 2) if floor > 0 else math.nan,
+            **results[engines[0]],
+            "engines": results,
         }
-        if least is not None:
-            result["least_plan_seconds"] = round(least, 1)
-            result["least_plan_ratio"] = round(least / floor, 2) if floor > 0 else math.nan
         print(
-            f"\n| SKU-locations | job (s) | I/O floor (s) | ratio (target <= 1.5) |\n|---|---|---|---|\n"
-            f"| {args.rows:,} | {job:.1f} | {floor:.1f} | {result['ratio']:.2f} |"
+            "\n| engine | SKU-locations | job (s) | I/O floor (s) | job / floor | least plan (s) | job / least plan |"
+            "\n|---|---|---|---|---|---|---|"
         )
-        if least is not None:
-            print(f"least plan: {least:.1f} s, {result['least_plan_ratio']:.2f} x the floor")
+        for engine, r in results.items():
+            print(
+                f"| {engine} | {args.rows:,} | {r['job_seconds']} | {r['floor_seconds']} | {r['ratio']:.2f} | "
+                f"{r.get('least_plan_seconds', '-')} | {r.get('job_to_least_plan', '-')} |"
+            )
         if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2))
+            Path(args.json).write_text(json.dumps(output, indent=2))
     finally:
         spark.stop()
         if temporary:

@@ -59,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(for --all, use --set ingest.column_mapping.<entity>.<theirs>=<ours>)",
     )
     group.add_argument("--format", choices=FORMATS, help="file format, when the extension does not tell")
+    group.add_argument(
+        "--incremental",
+        action="store_true",
+        help="read only the files not ingested yet (their path is in no bronze or quarantine row); "
+        "an entity without new files is skipped (docs/lake.md)",
+    )
 
 
 def _absolute(path: str) -> str:
@@ -143,10 +149,18 @@ def _ingest(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     if not args.all_dir:
         cfg = cfg.with_mapping(args.entity, parse_mapping(args.mapping))
     ingested_at = dt.datetime.now(dt.UTC)
+    only: dict[str, list[str] | None] = {entity: None for entity in sources}
+    if args.incremental:
+        from replenish.io.incremental import new_files
+
+        only = {entity: new_files(ctx.lake, entity, path) for entity, path in sources.items()}
+        for entity in [e for e, files in only.items() if not files]:
+            log.info("ingest %s: no new files in %s", entity, sources[entity])
+            del sources[entity]
     # Every input is read and its columns checked before anything is written.
     validated = {
         entity: validate(
-            read_raw(ctx.spark, path, file_format=args.format, delimiter=cfg.csv_delimiter),
+            read_raw(ctx.spark, path, file_format=args.format, delimiter=cfg.csv_delimiter, files=only[entity]),
             entity,
             cfg,
             source=path,
@@ -163,7 +177,10 @@ def _ingest(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         name: sum(result[name] for result in results.values())
         for name in ("rows_read", "good", "quarantined", "added_to_bronze", "added_to_quarantine")
     }
-    return {"lake": ctx.lake.root, "ingested_at": ingested_at.isoformat(), **totals, "entities": results}
+    summary = {"lake": ctx.lake.root, "ingested_at": ingested_at.isoformat(), **totals, "entities": results}
+    if args.incremental:
+        summary["new_files"] = {entity: len(files or []) for entity, files in only.items()}
+    return summary
 
 
 main = job_main("ingest", __doc__, add_arguments, run)

@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", default=None, help="forecast model (default: forecast.model)")
     parser.add_argument("--report", default=None, help="HTML report path (default: <lake>/report.html)")
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="ingest only new files and rebuild features only for the series they changed; forecast, plan "
+        "and the rest run in full (docs/lake.md, Incremental nightly run)",
+    )
 
 
 def _common_argv(ctx: JobContext, args: argparse.Namespace) -> list[str]:
@@ -50,9 +56,10 @@ def stages(ctx: JobContext, args: argparse.Namespace) -> list[tuple[str, list[st
     plan: list[tuple[str, list[str]]] = []
     if not args.skip_generate:
         plan.append(("generate", ["--out", data]))
+    incremental = ["--incremental"] if getattr(args, "incremental", False) else []
     plan += [
-        ("ingest", ["--all", data]),
-        ("features", ["--freq", freq]),
+        ("ingest", ["--all", data, *incremental]),
+        ("features", ["--freq", freq, *incremental]),
         ("recommend", ["--if-interactions"]),
         ("forecast", forecast),
         ("inventory", ["--freq", freq]),

@@ -379,6 +379,7 @@ def build_features(
     *,
     freq: str,
     grain: str | None = None,
+    date_range: tuple[dt.date, dt.date] | None = None,
 ) -> DataFrame:
     """`silver.demand` for one frequency: demand, censoring, price, promo, calendar, lags, rolling stats.
 
@@ -388,6 +389,8 @@ def build_features(
         cfg: the features settings; `cfg.for_freq(freq)` gives lags and windows.
         freq: D, W or M.
         grain: the period a sales row stands for (D, W, M or auto); None: `cfg.grain`.
+        date_range: the first and last day of all the sales, when `sales` holds only some series (an
+            incremental build): every series runs to the end of the data, not of its own sales.
 
     Returns:
         The columns of `silver.demand` (docs/tables.md), partitioned by (sku, location). The lag and
@@ -397,6 +400,8 @@ def build_features(
     check_freq(freq)
     settings = cfg.for_freq(freq)
     first_day, last_day, detected = sales_grain(sales)
+    if date_range is not None:  # an incremental build: every series runs to the end of all the data
+        first_day, last_day = date_range
     chosen, why = resolve_grain(grain or cfg.grain, detected)
     log.info("features %s: sales grain %s (%s)", freq, chosen, why)
     range_start, range_end = complete_period_range(first_day, last_day, freq, grain=chosen)

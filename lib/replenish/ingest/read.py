@@ -17,7 +17,7 @@ task.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pyspark.sql import Window
@@ -136,7 +136,12 @@ def list_folder(spark: SparkSession, path: str) -> list[tuple[str, bool]] | None
 
 
 def read_raw(
-    spark: SparkSession, path: str, *, file_format: FileFormat | None = None, delimiter: str = ","
+    spark: SparkSession,
+    path: str,
+    *,
+    file_format: FileFormat | None = None,
+    delimiter: str = ",",
+    files: Sequence[str] | None = None,
 ) -> DataFrame:
     """Read a raw entity file or folder: its columns, plus `_row_number`, `_source_file` (and, for CSV,
     `_malformed_record`: the raw line of a record with the wrong number of fields, else null).
@@ -146,6 +151,7 @@ def read_raw(
         path: a file, or a folder of part files of one format.
         file_format: csv or parquet; default: by extension.
         delimiter: the CSV field separator.
+        files: read only these files of the folder `path` (an incremental ingest's new files).
 
     Raises:
         ValidationError: the path does not exist, its format is unknown, or a column name is reserved.
@@ -157,8 +163,9 @@ def read_raw(
     elif file_format not in FORMATS:
         raise ValidationError(f"{path}: format must be csv or parquet, got {file_format!r}")
     glob: dict[str, Any] = {"pathGlobFilter": _GLOBS[file_format]} if entries is not None else {}
+    paths = [path] if files is None else list(files)
     if file_format == "parquet":
-        frame = spark.read.options(**glob).parquet(path)
+        frame = spark.read.options(**glob).parquet(*paths)
         _check_reserved(path, frame.columns)
         return frame.select(
             "*",
@@ -166,13 +173,13 @@ def read_raw(
             (F.col("_metadata.row_index") + 1).alias(ROW_NUMBER),
         )
     options: dict[str, Any] = {"header": True, "sep": delimiter, "escape": '"', **glob}
-    header = spark.read.options(**options).csv(path).columns
+    header = spark.read.options(**options).csv(paths).columns
     _check_reserved(path, header)
     schema = T.StructType([T.StructField(name, T.StringType()) for name in [*header, MALFORMED_RECORD]])
     frame = (
         spark.read.schema(schema)
         .options(**options, enforceSchema=False, mode="PERMISSIVE", columnNameOfCorruptRecord=MALFORMED_RECORD)
-        .csv(path)
+        .csv(paths)
     )
     return _number_rows(frame)
 

@@ -1,0 +1,154 @@
+"""The incremental nightly run's first stages: only new files are ingested, and the commit log names
+the series they changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from replenish.io.catalog import TableSpec
+from replenish.io.incremental import changed_keys, keys_of
+from replenish.io.lake import Lake
+from replenish_jobs import ingest
+
+pytestmark = pytest.mark.spark
+
+HEADER = "sku,location,date,quantity,price,promo,in_stock,is_return"
+
+
+def _sales_file(path: Path, days: range, skus: range) -> list[tuple[str, str]]:
+    lines = [HEADER]
+    for day in days:
+        for sku in skus:
+            lines.append(f"SKU-{sku:02d},L1,2024-01-{day:02d},{(sku + day) % 4},5.0,false,true,false")
+    path.write_text("\n".join(lines) + "\n")
+    return [(f"SKU-{sku:02d}", "L1") for sku in skus]
+
+
+def _ingest(capsys, spark, *argv: str) -> dict:
+    assert ingest.main(list(argv), spark=spark) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_incremental_ingest_reads_only_new_files_and_the_log_names_the_changed_series(
+    spark, tmp_path: Path, capsys
+) -> None:
+    raw = tmp_path / "raw"
+    (raw / "sales").mkdir(parents=True)
+    _sales_file(raw / "sales" / "part-0001.csv", range(1, 11), range(0, 6))
+    lake = Lake(spark, str(tmp_path / "lakehouse"))
+    common = ["--lake", lake.root, "--run-date", "2024-01-11"]
+    first = _ingest(capsys, spark, "--all", str(raw), "--incremental", *common)
+    assert (first["new_files"], first["added_to_bronze"]) == ({"sales": 1}, 60)
+    before = lake.version("bronze.sales")
+
+    # nothing new: nothing read, nothing committed
+    idle = _ingest(capsys, spark, "--all", str(raw), "--incremental", *common)
+    assert (idle["new_files"], idle["rows_read"], idle["entities"]) == ({"sales": 0}, 0, {})
+    assert lake.version("bronze.sales") == before
+
+    # the next night: one new day for three of the six series, and a late row of an old day
+    changed = _sales_file(raw / "sales" / "part-0002.csv", range(11, 12), range(0, 3))
+    with (raw / "sales" / "part-0002.csv").open("a") as handle:
+        handle.write("SKU-05,L1,2024-01-03,9,5.0,false,true,false\n")  # a key the table has: skipped
+    night = _ingest(capsys, spark, "--all", str(raw), "--incremental", *common)
+    assert (night["new_files"], night["rows_read"], night["added_to_bronze"]) == ({"sales": 1}, 4, 3)
+    assert keys_of(changed_keys(lake, "bronze.sales", since_version=before).collect(), ("sku", "location")) == set(
+        changed
+    )
+
+    # the same bronze as one full ingest of both files
+    full = Lake(spark, str(tmp_path / "full"))
+    _ingest(capsys, spark, "--all", str(raw), "--lake", full.root, "--run-date", "2024-01-11")
+    columns = [c for c in full.read("bronze.sales").columns if c != "ingested_at"]
+    assert lake.read("bronze.sales").select(columns).exceptAll(full.read("bronze.sales").select(columns)).count() == 0
+    assert lake.read("bronze.sales").count() == full.read("bronze.sales").count() == 63
+
+
+@pytest.mark.parametrize("engine", ["delta-spark", "embedded"])
+def test_changed_keys_come_from_the_commits_after_a_version(spark, tmp_path: Path, engine: str) -> None:
+    lake = Lake(spark, str(tmp_path / "lakehouse"), engine=engine)
+    sales = TableSpec("test.sales", partition_by=("day",), keys=("sku", "location", "day"))
+
+    def rows(skus: list[int], day: str):
+        return spark.createDataFrame(
+            [(f"SKU-{s}", "L1", day, 1.0) for s in skus], "sku string, location string, day string, q double"
+        )
+
+    lake.write(rows([1, 2, 3], "2024-01-01"), sales)
+    lake.insert_new(rows([1, 4], "2024-01-02"), sales)
+    lake.insert_new(rows([4, 5], "2024-01-02").withColumn("q", F.lit(2.0)), sales)  # SKU-4 exists: only 5 added
+    assert keys_of(changed_keys(lake, sales, since_version=0).collect(), ("sku",)) == {
+        ("SKU-1",),
+        ("SKU-4",),
+        ("SKU-5",),
+    }
+    assert keys_of(changed_keys(lake, sales, since_version=1).collect(), ("sku",)) == {("SKU-5",)}
+    assert changed_keys(lake, sales, since_version=2).count() == 0
+
+
+def _sparse_sales(path: Path, days: range, skus: range, *, every: int) -> set[tuple[str, str]]:
+    """Sales of `skus` on the days of `days` where (day + sku) % every == 0: the other days have no row."""
+    lines = [HEADER]
+    touched = set()
+    for day in days:
+        for sku in skus:
+            if (day + sku) % every == 0:
+                lines.append(f"SKU-{sku:02d},L1,2024-01-{day:02d},{(sku * day) % 5},5.0,false,true,false")
+                touched.add((f"SKU-{sku:02d}", "L1"))
+    path.write_text("\n".join(lines) + "\n")
+    return touched
+
+
+def _demand(lake: Lake):
+    return lake.read("silver.demand").where("freq = 'D'")
+
+
+def test_incremental_features_rebuild_only_changed_series_and_equal_a_full_build(spark, tmp_path: Path, capsys) -> None:
+    from replenish_jobs import features
+
+    raw = tmp_path / "raw"
+    (raw / "sales").mkdir(parents=True)
+    _sparse_sales(raw / "sales" / "part-0001.csv", range(1, 29), range(0, 6), every=2)
+    lake = Lake(spark, str(tmp_path / "lakehouse"))
+    common = ["--lake", lake.root, "--run-date", "2024-01-29"]
+
+    def run_features(*extra: str) -> dict:
+        assert features.main(["--freq", "D", *extra, *common], spark=spark) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    _ingest(capsys, spark, "--all", str(raw), "--incremental", *common)
+    run_features()
+    # a late file: rows for two series on days they had none, inside the data's range
+    late = _sparse_sales(raw / "sales" / "part-0002.csv", range(2, 28), range(1, 3), every=3)
+    late_rows = (raw / "sales" / "part-0002.csv").read_text().splitlines()[1:]
+    kept = [row for row in late_rows if (int(row[18:20]) + int(row[4:6])) % 2 == 1]  # days not in part-0001
+    (raw / "sales" / "part-0002.csv").write_text("\n".join([HEADER, *kept]) + "\n")
+    _ingest(capsys, spark, "--all", str(raw), "--incremental", *common)
+    before = {
+        (r["sku"], r["location"]): r["n"]
+        for r in _demand(lake).groupBy("sku", "location").agg(F.count("*").alias("n")).collect()
+    }
+    summary = run_features("--incremental")
+    assert len(late) == 2 and summary["series"] == 6
+    assert summary["incremental"] == "incremental: 2 changed series rebuilt"
+    assert lake.history("silver.demand")[0]["operationMetrics"] is not None
+    full = Lake(spark, str(tmp_path / "full"))
+    _ingest(capsys, spark, "--all", str(raw), "--lake", full.root, "--run-date", "2024-01-29")
+    assert features.main(["--freq", "D", "--lake", full.root, "--run-date", "2024-01-29"], spark=spark) == 0
+    capsys.readouterr()
+    assert _demand(lake).count() == _demand(full).count() == sum(before.values())
+    assert _demand(lake).exceptAll(_demand(full)).count() == 0 and _demand(full).exceptAll(_demand(lake)).count() == 0
+
+    # nothing new: nothing rebuilt or committed; a new day moves the data's end: everything is rebuilt
+    version = lake.version("silver.demand")
+    assert run_features("--incremental")["incremental"] == "unchanged: no new bronze.sales commit"
+    assert lake.version("silver.demand") == version
+    _sparse_sales(raw / "sales" / "part-0003.csv", range(29, 30), range(0, 6), every=1)
+    _ingest(capsys, spark, "--all", str(raw), "--incremental", *common)
+    assert run_features("--incremental")["incremental"].startswith("full: the complete periods moved")
+    info = json.loads(lake.history("silver.demand")[0]["userMetadata"])
+    assert json.loads(info["features_inputs"])["range_end"] == "2024-01-29"
