@@ -39,4 +39,4 @@ dist: venv
 	$(BIN)/pip wheel --no-deps -w dist .
 
 clean:
-	rm -rf $(LAKE) $(DATA) spark-warehouse metastore_db derby.log dist build
+	rm -rf $(LAKE) $(DATA) spark-warehouse metastore_db derby.log dist build mlruns

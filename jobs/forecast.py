@@ -22,8 +22,8 @@ from pyspark.sql import functions as F
 from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig
 from replenish.forecast import FORECAST_MODES, ForecastConfig, forecast_tables, latest_arima_orders
+from replenish.progress import SeriesProgress, series_total
 from replenish.runtime import JobContext, job_main
-from replenish.tracking.jobs import with_mlflow_run_id
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     if plan.warm_start and registry is not None:
         stored = latest_arima_orders(registry, freq)
 
+    progress = SeriesProgress(ctx.spark, total=series_total(profile, freq), label="forecast")
     tables = forecast_tables(
         demand,
         profile,
@@ -81,19 +82,21 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         input_versions=versions,
         config_hash=ctx.config_hash,
         series_per_partition=cfg.series_per_partition,
+        progress=progress.counter,
+        mlflow_run_id=ctx.extra.get("mlflow_run_id"),
     )
     tables.records.persist(StorageLevel.MEMORY_AND_DISK)
+    progress.start()
     try:
         outputs = tables.by_table()
-        outputs["gold.model_registry"] = with_mlflow_run_id(
-            outputs["gold.model_registry"],
-            ctx.extra.get("mlflow_run_id"),
-            table_columns=None if registry is None else registry.columns,
-        )
+        if registry is not None and "mlflow_run_id" not in registry.columns:  # made before the column existed
+            log.warning("gold.model_registry has no mlflow_run_id column: its rows are appended without it")
+            outputs["gold.model_registry"] = outputs["gold.model_registry"].drop("mlflow_run_id")
         written = {name: ctx.lake.write_with_result(df, name, mode="append") for name, df in outputs.items()}
         outcome = tables.model_registry.groupBy("model", "status").count().orderBy("model", "status").collect()
         mase = tables.forecast_backtest.groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:
+        progress.stop()
         tables.records.unpersist()
     return {
         "freq": freq,
