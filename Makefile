@@ -47,4 +47,4 @@ dist: venv  # the wheel, and the same archive as .zip: PySpark puts only .zip/.e
 	for wheel in $(DIST)/replenish-*-py3-none-any.whl; do cp "$$wheel" "$${wheel%-py3-none-any.whl}.zip"; done
 
 clean:
-	rm -rf $(LAKE) $(DATA) spark-warehouse metastore_db derby.log dist build
+	rm -rf $(LAKE) $(DATA) spark-warehouse metastore_db derby.log dist build mlruns

@@ -25,9 +25,9 @@ from replenish.forecast import FORECAST_MODES, ForecastConfig, forecast_tables, 
 from replenish.forecast.analog import ColdStartConfig, analog_tables, with_analog_rows
 from replenish.forecast.settings import resolve_freq
 from replenish.io.once import append_once
+from replenish.progress import SeriesProgress, series_total
 from replenish.quality import SALES_CHECK, enforce_gate, quality_settings
 from replenish.runtime import JobContext, job_main
-from replenish.tracking.jobs import with_mlflow_run_id
 from replenish_jobs.train_lstm import lstm_candidate, lstm_forecast
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         # a re-submitted run must not warm-start from the rows its own first attempt wrote
         stored = latest_arima_orders(registry.where(F.col("run_id") != ctx.run_id), freq)
 
+    progress = SeriesProgress(ctx.spark, total=series_total(profile, freq), label="forecast")
     tables = forecast_tables(
         demand,
         profile,
@@ -98,6 +99,8 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         input_versions=versions,
         config_hash=ctx.config_hash,
         series_per_partition=cfg.series_per_partition,
+        progress=progress.counter,
+        mlflow_run_id=ctx.extra.get("mlflow_run_id"),
     )
     tables.records.persist(StorageLevel.MEMORY_AND_DISK)
     optional = {
@@ -108,18 +111,21 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         config.section(ctx.settings, "cold_start", ColdStartConfig), run_id=ctx.run_id, run_date=ctx.run_date,
         config_hash=ctx.config_hash,
     )  # fmt: skip
+    progress.start()
     try:
         outputs = with_analog_rows(tables.by_table(), analog)
-        outputs["gold.model_registry"] = with_mlflow_run_id(
-            outputs["gold.model_registry"],
-            ctx.extra.get("mlflow_run_id"),
-            table_columns=None if registry is None else registry.columns,
+        outputs["gold.model_registry"] = outputs["gold.model_registry"].withColumn(
+            "mlflow_run_id", F.lit(ctx.extra.get("mlflow_run_id")).cast("string")
         )
+        if registry is not None and "mlflow_run_id" not in registry.columns:  # made before the column existed
+            log.warning("gold.model_registry has no mlflow_run_id column: its rows are appended without it")
+            outputs["gold.model_registry"] = outputs["gold.model_registry"].drop("mlflow_run_id")
         # once per run id: a re-submitted run writes only the tables its first attempt did not commit
         written = {name: append_once(ctx.lake, df, name, match={"run_id": ctx.run_id}) for name, df in outputs.items()}
         outcome = outputs["gold.model_registry"].groupBy("model", "status").count().orderBy("model", "status").collect()
         mase = outputs["gold.forecast_backtest"].groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:
+        progress.stop()
         tables.records.unpersist()
     summary = {
         "freq": freq,

@@ -12,21 +12,27 @@
 
 # COMMAND ----------
 
+import os
+
 from pyspark.sql import SparkSession
 
+WIDGETS = {"lake": "./lakehouse", "raw": "./data/raw", "freq": "D", "horizon": "28", "settings": ""}
 try:
     dbutils.widgets.text("lake", "/dbfs/replenish/lakehouse", "Lake root")
     dbutils.widgets.text("raw", "/dbfs/replenish/raw", "Raw files")
     dbutils.widgets.dropdown("freq", "D", ["D", "W", "M"], "Frequency")
     dbutils.widgets.text("horizon", "28", "Horizon (periods)")
-    params = {name: dbutils.widgets.get(name) for name in ("lake", "raw", "freq", "horizon")}
+    dbutils.widgets.text("settings", "", "Overrides (key=value ...)")
+    params = {name: dbutils.widgets.get(name) for name in WIDGETS}
     profile = "databricks"
-except NameError:  # not on Databricks: local Spark and local folders
-    params = {"lake": "./lakehouse", "raw": "./data/raw", "freq": "D", "horizon": "28"}
+except NameError:  # not on Databricks: local Spark; NOTEBOOK_<NAME> environment variables, else the defaults
+    params = {name: os.environ.get(f"NOTEBOOK_{name.upper()}", default) for name, default in WIDGETS.items()}
     profile = "local"
 
 spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
 common = ["--lake", params["lake"], "--profile", profile]
+for override in params["settings"].split():
+    common += ["--set", override]
 
 # COMMAND ----------
 
@@ -35,14 +41,14 @@ common = ["--lake", params["lake"], "--profile", profile]
 
 # COMMAND ----------
 
-from replenish_jobs import features, forecast, ingest, inventory, simulate
+from replenish_jobs import features, forecast, ingest, inventory, report, simulate
 
 assert ingest.main(["--all", params["raw"], *common], spark=spark) == 0
 
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC ## Features, forecasts (with backtests), then the replenishment plan
+# MAGIC ## Features, forecasts (with backtests), the replenishment plan, its hold-out replay and the report
 
 # COMMAND ----------
 
@@ -50,6 +56,7 @@ assert features.main(["--freq", params["freq"], *common], spark=spark) == 0
 assert forecast.main(["--freq", params["freq"], "--horizon", params["horizon"], *common], spark=spark) == 0
 assert inventory.main(["--freq", params["freq"], *common], spark=spark) == 0
 assert simulate.main(["--freq", params["freq"], *common], spark=spark) == 0
+assert report.main(["--out", f"{params['lake'].rstrip('/')}/report.html", *common], spark=spark) == 0
 
 # COMMAND ----------
 
@@ -61,4 +68,5 @@ assert simulate.main(["--freq", params["freq"], *common], spark=spark) == 0
 from replenish.io.lake import Lake
 from replenish_jobs.tables import format_table_summary, table_summary
 
-print(format_table_summary(table_summary(Lake(spark, params["lake"]))))
+tables = table_summary(Lake(spark, params["lake"]))
+print(format_table_summary(tables))

@@ -7,6 +7,8 @@
 
 # COMMAND ----------
 
+import os
+
 from pyspark.sql import SparkSession
 
 from replenish.io.catalog import TABLES
@@ -15,8 +17,8 @@ from replenish.io.lake import Lake
 try:
     dbutils.widgets.text("lake", "/dbfs/replenish/lakehouse", "Lake root")
     lake_root = dbutils.widgets.get("lake")
-except NameError:
-    lake_root = "./lakehouse"
+except NameError:  # not on Databricks: the NOTEBOOK_LAKE environment variable, else ./lakehouse
+    lake_root = os.environ.get("NOTEBOOK_LAKE", "./lakehouse")
 
 spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
 lake = Lake(spark, lake_root)

@@ -345,13 +345,23 @@ def analog_tables(
 
 
 def with_analog_rows(tables: dict[str, DataFrame], analog: dict[str, DataFrame]) -> dict[str, DataFrame]:
-    """Append the analog rows to each forecast table, cast to that table's columns and types."""
+    """Append the analog rows to each forecast table, cast to that table's columns and types.
+
+    A column the analog rows lack (a run-level one such as `mlflow_run_id`) is NULL on them; the job
+    sets run-level columns on the whole table.
+    """
     from pyspark.sql import functions as F
 
     out = {}
     for name, frame in tables.items():
         extra = analog.get(name)
         if extra is not None:
-            frame = frame.unionByName(extra.select(*[F.col(f.name).cast(f.dataType) for f in frame.schema.fields]))
+            columns = [
+                F.col(f.name).cast(f.dataType)
+                if f.name in extra.columns
+                else F.lit(None).cast(f.dataType).alias(f.name)
+                for f in frame.schema.fields
+            ]
+            frame = frame.unionByName(extra.select(*columns))
         out[name] = frame
     return out

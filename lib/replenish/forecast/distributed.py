@@ -23,7 +23,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -65,6 +65,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "n_obs",
         "input_versions",
         "config_hash",
+        "mlflow_run_id",
     ),
 }
 """The columns of each output table, in order (docs/tables.md)."""
@@ -124,8 +125,15 @@ def _window_start(last: dt.date, plan: ForecastPlan) -> dt.date:
 
 
 def _partition_forecast(
-    batches: Iterator[pd.DataFrame], plan: ForecastPlan, holidays: Mapping[np.datetime64, int]
+    batches: Iterator[pd.DataFrame],
+    plan: ForecastPlan,
+    holidays: Mapping[np.datetime64, int],
+    progress: Any = None,
 ) -> Iterator[pd.DataFrame]:
+    if progress is not None:
+        from replenish.progress import count_series
+
+        batches = count_series(batches, progress)
     yield from forecast_batches(batches, plan, holidays)
 
 
@@ -199,6 +207,8 @@ def forecast_tables(
     config_hash: str = "",
     partitions: int | None = None,
     series_per_partition: int = 250,
+    progress: Any = None,
+    mlflow_run_id: str | None = None,
 ) -> ForecastTables:
     """Forecast every series of `demand` at `plan.freq`: the four gold tables of one run.
 
@@ -215,6 +225,9 @@ def forecast_tables(
         partitions: number of tasks; default: one per `series_per_partition` series, at least the
             default parallelism.
         series_per_partition: see `partitions`.
+        progress: a Spark accumulator the tasks add their number of series to
+            (`replenish.progress.SeriesProgress.counter`), or None.
+        mlflow_run_id: the MLflow run of the job, recorded in the registry; None when not tracked.
 
     Raises:
         ValidationError: `demand` lacks a required column or has no row of `plan.freq`.
@@ -235,7 +248,7 @@ def forecast_tables(
         parallelism = rows.sparkSession.sparkContext.defaultParallelism
         partitions = max(parallelism, math.ceil(n_series / series_per_partition))
     holidays = _future_holidays(start, last, plan, country)
-    task = functools.partial(_partition_forecast, plan=plan, holidays=holidays)
+    task = functools.partial(_partition_forecast, plan=plan, holidays=holidays, progress=progress)
     records = (
         rows.repartition(partitions, "sku", "location")
         .sortWithinPartitions("sku", "location", "date")
@@ -247,6 +260,7 @@ def forecast_tables(
         F.lit(plan.freq).alias("freq"),
         F.lit(json.dumps(dict(input_versions or {}), sort_keys=True)).alias("input_versions"),
         F.lit(config_hash).alias("config_hash"),
+        F.lit(mlflow_run_id).cast("string").alias("mlflow_run_id"),
         *[column for column, _ in RECORD_COLUMNS],
     )
 

@@ -226,21 +226,3 @@ COLLECTORS: dict[str, Collector] = {
     "report": _report,
 }
 """Per job name, what is read back from its tables and files after it ran."""
-
-
-def with_mlflow_run_id(rows: Any, mlflow_run_id: str | None, *, table_columns: list[str] | None = None) -> Any:
-    """`rows` with an `mlflow_run_id` string column (NULL when the run is not tracked).
-
-    Args:
-        rows: a DataFrame about to be appended to a table.
-        mlflow_run_id: the MLflow run of the job (`ctx.extra.get("mlflow_run_id")`).
-        table_columns: the columns of the existing table, None when it does not exist yet. A table
-            created before the column existed keeps its schema (appends cannot change it): the
-            column is left out with a warning, and the run is still found by its `replenish.run_id` tag.
-    """
-    from pyspark.sql import functions as F
-
-    if table_columns is not None and "mlflow_run_id" not in table_columns:
-        log.warning("the existing table has no mlflow_run_id column: rows are written without it")
-        return rows
-    return rows.withColumn("mlflow_run_id", F.lit(mlflow_run_id).cast("string"))
