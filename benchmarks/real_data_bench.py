@@ -122,9 +122,15 @@ def run_cli(job: list[str], lake: Path, settings: list[str]) -> tuple[float, str
 
 
 def read_table(lake: Path, name: str) -> pd.DataFrame:
+    """A Delta table's current files read with pyarrow (deltalake's own reader needs a newer pyarrow).
+
+    Partition columns are not in the files; the columns read here do not need them.
+    """
+    import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
-    return DeltaTable(str(lake / name.replace(".", "/", 1))).to_pandas()
+    files = DeltaTable(str(lake / name.replace(".", "/", 1))).file_uris()
+    return pd.concat([pq.read_table(uri.removeprefix("file://")).to_pandas() for uri in files], ignore_index=True)
 
 
 def product_forecasts(panel: Panel, folder: Path, settings: list[str], cores: int) -> tuple[dict[str, Any], dict]:
@@ -350,7 +356,7 @@ def report_panel(result: dict[str, Any]) -> str:
             f"{row['series']}/{row['series'] + row['missing']} | {'' if rate is None else f'{rate:.2f}'} |"
         )
     seconds = result["seconds"]
-    if result.get("in_process"):
+    if "ingest" not in seconds:
         timing = (
             f"In-process (series.forecast_frame, one core): {seconds['forecast']:.0f} CPU s, all models and backtests."
         )
