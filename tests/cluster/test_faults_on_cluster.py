@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, QueryBuilder
 
 from replenish.io.catalog import table
 
@@ -37,8 +35,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
 RUN_ID = "20250601T000000-faults"
 FORECAST_TABLES = ("gold.forecast", "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry")
-# Columns that legitimately differ between two runs of the same data: wall-clock fit time.
-RUN_DEPENDENT_COLUMNS = ("fit_seconds",)
+# Columns that legitimately differ between two runs of the same data: wall-clock fit time, and the
+# hash of the settings, which include the lake path (each run here has its own copy of the lake).
+RUN_DEPENDENT_COLUMNS = ("fit_seconds", "config_hash")
 # Plan nodes only the forecast stage has: the fits over series, and the writes of their cached records.
 FORECAST_NODES = ("MapInPandas", "InMemoryTableScan")
 WAIT_SECONDS = 900  # bound on every wait for a job to reach a point or to end (slow, shared machines)
@@ -101,18 +100,28 @@ def prepared(
     return Prepared(base=base, clean=clean)
 
 
-def _rows(lake: Path, name: str) -> pd.DataFrame:
-    """All rows of a table, run-dependent columns dropped, sorted by the table's keys."""
-    uri = f"{lake}/{table(name).relative_path}"
-    frame = pa.table(QueryBuilder().register("t", DeltaTable(uri)).execute("SELECT * FROM t")).to_pandas()
+def _rows(spark, lake: Path, name: str) -> pd.DataFrame:
+    """All rows of a table, run-dependent columns dropped, sorted by the table's keys.
+
+    Read with Spark: delta-rs' SQL returns string views, which pyarrow 14 cannot import.
+    """
+    from replenish.io.lake import Lake
+
+    frame = Lake(spark, str(lake)).read(name).toPandas()
     frame = frame.drop(columns=[c for c in RUN_DEPENDENT_COLUMNS if c in frame.columns])
-    return frame.sort_values(list(table(name).keys)).reset_index(drop=True)
+    return frame.sort_values(_keys(name, frame)).reset_index(drop=True)
 
 
-def assert_same_gold(lake: Path, clean: Path) -> None:
+def _keys(name: str, frame: pd.DataFrame) -> list[str]:
+    """The table's keys, plus `model` where rows are per model (the registry has one row per model)."""
+    keys = list(table(name).keys)
+    return [*keys, "model"] if "model" in frame.columns and "model" not in keys else keys
+
+
+def assert_same_gold(spark, lake: Path, clean: Path) -> None:
     for name in FORECAST_TABLES:
-        got, expected = _rows(lake, name), _rows(clean, name)
-        keys = list(table(name).keys)
+        got, expected = _rows(spark, lake, name), _rows(spark, clean, name)
+        keys = _keys(name, got)
         assert not got.duplicated(keys).any(), f"{name} has duplicate rows"
         assert len(got) == len(expected), f"{name}: {len(got)} rows, the clean run wrote {len(expected)}"
         pd.testing.assert_frame_equal(got, expected, check_exact=True, obj=name)
@@ -202,7 +211,12 @@ def _stop(job: subprocess.Popen) -> None:
 
 
 def test_an_executor_killed_mid_forecast_is_retried_to_the_clean_output(
-    standalone_cluster: StandaloneCluster, shipped_package: Shipped, prepared: Prepared, lake_copy: Path, tmp_path: Path
+    spark,
+    standalone_cluster: StandaloneCluster,
+    shipped_package: Shipped,
+    prepared: Prepared,
+    lake_copy: Path,
+    tmp_path: Path,
 ) -> None:
     ui_port = _free_port()
     command, env = standalone_cluster.submit_command(
@@ -222,7 +236,7 @@ def test_an_executor_killed_mid_forecast_is_retried_to_the_clean_output(
     # the worker whose executor died started a new one for the application: the retry ran there
     executors = {p.name for p in standalone_cluster.log_dir.glob(f"work-*/{app_id}/*") if p.is_dir()}
     assert executor_id in executors and len(executors) > 2, executors
-    assert_same_gold(lake_copy, prepared.clean)
+    assert_same_gold(spark, lake_copy, prepared.clean)
 
 
 def _committed(lake: Path, name: str) -> bool:
@@ -230,7 +244,12 @@ def _committed(lake: Path, name: str) -> bool:
 
 
 def test_a_driver_killed_mid_run_and_resubmitted_with_its_run_id_writes_each_row_once(
-    standalone_cluster: StandaloneCluster, shipped_package: Shipped, prepared: Prepared, lake_copy: Path, tmp_path: Path
+    spark,
+    standalone_cluster: StandaloneCluster,
+    shipped_package: Shipped,
+    prepared: Prepared,
+    lake_copy: Path,
+    tmp_path: Path,
 ) -> None:
     command, env = standalone_cluster.submit_command(
         JOBS / "forecast.py", _forecast_args(lake_copy), shipped=shipped_package
@@ -259,4 +278,4 @@ def test_a_driver_killed_mid_run_and_resubmitted_with_its_run_id_writes_each_row
     summary = json.loads([line for line in resubmitted.stdout.splitlines() if line.startswith("{")][-1])
     assert summary["run_id"] == RUN_ID
     assert all(summary["rows"][name] == 0 for name in committed), summary["rows"]
-    assert_same_gold(lake_copy, prepared.clean)
+    assert_same_gold(spark, lake_copy, prepared.clean)
