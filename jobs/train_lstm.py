@@ -115,6 +115,7 @@ def train_model(ctx: JobContext, lplan: Any, inputs: dict[str, Any]) -> dict[str
         fit_seconds=time.monotonic() - started,
         input_versions=versions,
         config_hash=ctx.config_hash,
+        mlflow_run_id=ctx.extra.get("mlflow_run_id"),
     )
     ctx.lake.write(row, "gold.model_registry", mode="append")
     return {**params, "samples_per_second": result["samples_per_second"], "input_versions": versions}

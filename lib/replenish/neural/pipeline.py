@@ -297,6 +297,7 @@ def registry_row(
     input_versions: dict[str, int | None],
     config_hash: str,
     reason: str = "",
+    mlflow_run_id: str | None = None,
 ) -> DataFrame:
     """The one `gold.model_registry` row of a global model (sku and location `*`)."""
     from pyspark.sql import functions as F
@@ -320,6 +321,7 @@ def registry_row(
         "n_obs": F.lit(int(params.get("train_windows", 0))).cast("long"),
         "input_versions": F.lit(json.dumps(input_versions, sort_keys=True)),
         "config_hash": F.lit(config_hash),
+        "mlflow_run_id": F.lit(mlflow_run_id).cast("string"),
     }
     return spark.range(1).select(*[values[name].alias(name) for name in TABLE_COLUMNS["gold.model_registry"]])
 
