@@ -175,6 +175,7 @@ def lstm_forecast(ctx: JobContext, plan: Any, *, settings: Any, country: str | N
         input_versions=model.get("input_versions", inputs["versions"]),
         config_hash=ctx.config_hash,
         reason="trained for this run" if trained else "reused the latest trained model",
+        mlflow_run_id=ctx.extra.get("mlflow_run_id"),
     )
     ctx.lake.write(row, "gold.model_registry", mode="append")
     return {
