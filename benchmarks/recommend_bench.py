@@ -157,7 +157,8 @@ def bench_similar(spark: Any, meter: Meter, sku_count: int, folder: Path, *, exa
     _, usage = meter.measure(work)
     seconds = time.perf_counter() - started
     sample = rng.choice(sku_count, 200, replace=False)
-    found = spark.read.parquet(str(out)).where(spark.read.parquet(str(out)).sku.isin(list(skus[sample]))).toPandas()
+    written = spark.read.parquet(str(out))
+    found = written.where(written["sku"].isin(list(skus[sample]))).toPandas()
     unit = factors / np.linalg.norm(factors, axis=1, keepdims=True)
     hits = 0
     for index in sample:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pytest
@@ -30,12 +31,12 @@ def test_level_shrinks_from_the_analogs_to_the_own_mean() -> None:
 def _frames(spark):
     rng = np.random.default_rng(0)
     demand, profile = [], []
-    for sku, level, days, _category, _price in (
-        ("A", 10.0, 120, "c1", 10.0),
-        ("B", 12.0, 120, "c1", 11.0),
-        ("Z", 1.0, 120, "c1", 500.0),
-        ("N", 11.0, 40, "c1", 10.5),  # new, similar to A and B in the factors
-        ("P", 11.0, 40, "c1", 10.4),  # new, no interactions: category and price
+    for sku, level, days in (
+        ("A", 10.0, 120),
+        ("B", 12.0, 120),
+        ("Z", 1.0, 120),
+        ("N", 11.0, 40),  # new, similar to A and B in the factors
+        ("P", 11.0, 40),  # new, no interactions: category and price
     ):
         start = 120 - days
         for d in range(days):
@@ -72,10 +73,8 @@ def test_new_series_get_analog_forecasts_backtests_and_a_reason(spark) -> None:
     forecast = tables["gold.forecast"].collect()
     assert {row["sku"] for row in forecast} == {"N", "P"}
     assert all(row["model"] == "analog" and row["step"] in range(1, 8) for row in forecast)
-    assert all(
-        row["yhat_lo_95"] <= row["yhat_lo_80"] <= row["yhat"] <= row["yhat_hi_80"] <= row["yhat_hi_95"]
-        for row in forecast
-    )
+    ordered = ("yhat_lo_95", "yhat_lo_80", "yhat", "yhat_hi_80", "yhat_hi_95")
+    assert all(all(row[a] <= row[b] for a, b in itertools.pairwise(ordered)) for row in forecast)
     assert all(8.0 < row["yhat"] < 13.0 for row in forecast)  # the level of A and B, not Z's 1.0
     reasons = {row["sku"]: row["reason"] for row in tables["gold.model_registry"].collect()}
     assert "similar_items" in reasons["N"] and "category_price" in reasons["P"]
@@ -89,13 +88,6 @@ def test_new_series_get_analog_forecasts_backtests_and_a_reason(spark) -> None:
 def test_disabled_or_without_a_profile_nothing_is_added(spark) -> None:
     demand, profile, similar, products = _frames(spark)
     plan = ForecastConfig().plan("D", horizon=7)
-    assert (
-        analog_tables(
-            demand, None, similar, products, plan, ColdStartConfig(), run_id="r", run_date=FIRST, config_hash="h"
-        )
-        == {}
-    )
-    off = ColdStartConfig(enabled=False)
-    assert (
-        analog_tables(demand, profile, similar, products, plan, off, run_id="r", run_date=FIRST, config_hash="h") == {}
-    )
+    stamp = {"run_id": "r", "run_date": FIRST, "config_hash": "h"}
+    assert analog_tables(demand, None, similar, products, plan, ColdStartConfig(), **stamp) == {}
+    assert analog_tables(demand, profile, similar, products, plan, ColdStartConfig(enabled=False), **stamp) == {}
