@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from collections.abc import Sequence
 from typing import Any
 
 from pyspark.errors import StreamingQueryException
@@ -26,7 +24,7 @@ from pyspark.sql import functions as F
 from replenish import config
 from replenish.errors import ConfigError, LakeError
 from replenish.runtime import JobContext, job_main
-from replenish.stream.delta_conf import delta_overrides, has_delta
+from replenish.stream.delta_conf import has_delta
 from replenish.stream.runner import ALERTS, POSITIONS, default_checkpoint, prepare_tables, start_stream
 from replenish.stream.settings import StreamConfig
 
@@ -102,15 +100,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-_main = job_main("stream", __doc__, add_arguments, run)
-
-
-def main(argv: Sequence[str] | None = None, *, spark: Any = None) -> int:
-    """`replenish stream`: the job's own session gets delta-spark (a session passed in must have it)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if spark is None:
-        argv = [*delta_overrides(), *argv]
-    return _main(argv, spark=spark)
+main = job_main("stream", __doc__, add_arguments, run)
 
 
 if __name__ == "__main__":
