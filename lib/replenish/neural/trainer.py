@@ -85,7 +85,10 @@ def run_in_subprocess(train_fn: Callable[..., Any], worker: WorkerInfo, args: tu
         request, response = os.path.join(folder, "in.pkl"), os.path.join(folder, "out.pkl")
         with open(request, "wb") as handle:
             cloudpickle.dump((train_fn, worker, args), handle)
-        env = {**os.environ, **worker.env}
+        # The task's own import path reaches what spark-submit shipped (--py-files, the job's archive),
+        # which the environment alone does not: the launcher must import replenish from the same place.
+        path = os.pathsep.join(p for p in sys.path if p)
+        env = {**os.environ, **worker.env, "PYTHONPATH": path}
         process = subprocess.run(
             [sys.executable, "-m", "replenish.neural.launch", request, response],
             env=env,
