@@ -12,8 +12,8 @@ import os
 
 from pyspark.sql import SparkSession
 
+from replenish.io.bi import spark_views
 from replenish.io.lake import Lake
-from replenish.report.bi import spark_views
 
 try:
     dbutils.widgets.text("lake", "/dbfs/replenish/lakehouse", "Lake root")
