@@ -566,14 +566,14 @@ def test_the_pool_mean_error_corrects_the_demand_rate(spark) -> None:
     plans = {}
     for correct in (True, False):
         plan = plan_inventory(
-            spark.createDataFrame(forecast, FORECAST_SCHEMA),
-            backtest_df,
-            profile_df,
-            empty,
-            spark.createDataFrame([], INVENTORY_SCHEMA),
-            spark.createDataFrame([], PRODUCT_SCHEMA),
-            InventoryConfig(bias_correction=correct),
-            STAMP,
+            forecast=spark.createDataFrame(forecast, FORECAST_SCHEMA),
+            backtest=backtest_df,
+            profile=profile_df,
+            suppliers=empty,
+            inventory=spark.createDataFrame([], INVENTORY_SCHEMA),
+            products=spark.createDataFrame([], PRODUCT_SCHEMA),
+            settings=InventoryConfig(bias_correction=correct),
+            stamp=STAMP,
         )
         plans[correct] = plan.safety_stock.toPandas().set_index("sku")
     assert plans[True].loc[skus[0], "demand_per_period"] == pytest.approx(11.0)

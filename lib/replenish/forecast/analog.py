@@ -76,9 +76,9 @@ def analog_pairs(
     from pyspark.sql import functions as F
 
     new = profile.where(F.col("is_new") & F.col("demand_class").isin(*classes)).select("sku", "location")
-    established = profile.where(~F.col("is_new") & (F.col("n_nonzero") > 0)).select(
-        F.col("sku").alias("analog_sku"), "location"
-    )
+    # a series that has sold something is an analog; a profile without the count (a hand-built one) keeps all
+    sold = F.col("n_nonzero") > 0 if "n_nonzero" in profile.columns else F.lit(True)
+    established = profile.where(~F.col("is_new") & sold).select(F.col("sku").alias("analog_sku"), "location")
     order = Window.partitionBy("sku", "location").orderBy(F.desc("weight"), "analog_sku")
     found = new.limit(0).select("sku", "location", F.lit("").alias("analog_sku"), F.lit(0.0).alias("weight"))
     if similar is not None:
