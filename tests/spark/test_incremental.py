@@ -18,6 +18,10 @@ pytestmark = pytest.mark.spark
 
 HEADER = "sku,location,date,quantity,price,promo,in_stock,is_return"
 
+# The incremental run reads the commit log the lake engine writes; these tests run the jobs on delta-spark,
+# the product's default (tests/conftest.py runs other in-process jobs on the embedded engine).
+DELTA_SPARK = ("--set", "lake.engine=delta-spark")
+
 
 def _sales_file(path: Path, days: range, skus: range) -> list[tuple[str, str]]:
     lines = [HEADER]
@@ -40,7 +44,7 @@ def test_incremental_ingest_reads_only_new_files_and_the_log_names_the_changed_s
     (raw / "sales").mkdir(parents=True)
     _sales_file(raw / "sales" / "part-0001.csv", range(1, 11), range(0, 6))
     lake = Lake(spark, str(tmp_path / "lakehouse"))
-    common = ["--lake", lake.root, "--run-date", "2024-01-11"]
+    common = ["--lake", lake.root, "--run-date", "2024-01-11", *DELTA_SPARK]
     first = _ingest(capsys, spark, "--all", str(raw), "--incremental", *common)
     assert (first["new_files"], first["added_to_bronze"]) == ({"sales": 1}, 60)
     before = lake.version("bronze.sales")
@@ -62,7 +66,7 @@ def test_incremental_ingest_reads_only_new_files_and_the_log_names_the_changed_s
 
     # the same bronze as one full ingest of both files
     full = Lake(spark, str(tmp_path / "full"))
-    _ingest(capsys, spark, "--all", str(raw), "--lake", full.root, "--run-date", "2024-01-11")
+    _ingest(capsys, spark, "--all", str(raw), "--lake", full.root, "--run-date", "2024-01-11", *DELTA_SPARK)
     columns = [c for c in full.read("bronze.sales").columns if c != "ingested_at"]
     assert lake.read("bronze.sales").select(columns).exceptAll(full.read("bronze.sales").select(columns)).count() == 0
     assert lake.read("bronze.sales").count() == full.read("bronze.sales").count() == 63
@@ -114,7 +118,7 @@ def test_incremental_features_rebuild_only_changed_series_and_equal_a_full_build
     (raw / "sales").mkdir(parents=True)
     _sparse_sales(raw / "sales" / "part-0001.csv", range(1, 29), range(0, 6), every=2)
     lake = Lake(spark, str(tmp_path / "lakehouse"))
-    common = ["--lake", lake.root, "--run-date", "2024-01-29"]
+    common = ["--lake", lake.root, "--run-date", "2024-01-29", *DELTA_SPARK]
 
     def run_features(*extra: str) -> dict:
         assert features.main(["--freq", "D", *extra, *common], spark=spark) == 0
@@ -137,8 +141,9 @@ def test_incremental_features_rebuild_only_changed_series_and_equal_a_full_build
     assert summary["incremental"] == "incremental: 2 changed series rebuilt"
     assert lake.history("silver.demand")[0]["operationMetrics"] is not None
     full = Lake(spark, str(tmp_path / "full"))
-    _ingest(capsys, spark, "--all", str(raw), "--lake", full.root, "--run-date", "2024-01-29")
-    assert features.main(["--freq", "D", "--lake", full.root, "--run-date", "2024-01-29"], spark=spark) == 0
+    _ingest(capsys, spark, "--all", str(raw), "--lake", full.root, "--run-date", "2024-01-29", *DELTA_SPARK)
+    full_args = ["--freq", "D", "--lake", full.root, "--run-date", "2024-01-29", *DELTA_SPARK]
+    assert features.main(full_args, spark=spark) == 0
     capsys.readouterr()
     assert _demand(lake).count() == _demand(full).count() == sum(before.values())
     assert _demand(lake).exceptAll(_demand(full)).count() == 0 and _demand(full).exceptAll(_demand(lake)).count() == 0
