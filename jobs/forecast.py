@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     cfg = config.section(ctx.settings, "forecast", ForecastConfig)
     features = config.section(ctx.settings, "features", FeaturesConfig)
+    check_sales(ctx)  # the gate comes before anything is read from the tables built on the sales
     versions = ctx.lake.versions(INPUTS)
     demand = ctx.lake.read("silver.demand", version=versions["silver.demand"])
     present = tuple(sorted(row["freq"] for row in demand.select("freq").distinct().collect()))
@@ -71,7 +72,6 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         full_search=args.full_search,
         run_date=ctx.run_date.isoformat(),
     )
-    check_sales(ctx)
     if plan.mode == "lstm":
         lstm = lstm_forecast(ctx, plan, settings=cfg.lstm, country=features.country)
         return {"freq": freq, "model": plan.mode, "horizon": plan.horizon, "lstm": lstm}
