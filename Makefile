@@ -7,7 +7,7 @@ DATA   ?= ./data/raw
 PYTEST_ARGS ?=
 DIST   ?= dist
 
-.PHONY: demo test venv java lint bench cluster-test dist clean
+.PHONY: demo test test-faults venv java lint bench cluster-test dist clean
 
 $(BIN)/replenish: setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -25,7 +25,10 @@ demo: venv java
 	$(BIN)/replenish run-all --lake $(LAKE) --set generate.out=$(DATA)
 
 test: venv java lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not faults" $(PYTEST_ARGS)
+
+test-faults: venv java  # the fault tests on the standalone cluster (docs/operations.md, Faults and recovery)
+	$(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check lib jobs tests benchmarks notebooks setup.py

@@ -30,7 +30,7 @@ from replenish.io.catalog import table
 if TYPE_CHECKING:
     from tests.cluster.conftest import Shipped, StandaloneCluster
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.faults]
 
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
 RUN_ID = "20250601T000000-faults"
