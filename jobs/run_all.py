@@ -1,7 +1,8 @@
 """Run the whole pipeline: generate → ingest → features → recommend → forecast → inventory → simulate → report.
 
 All stages share one Spark session. `--skip-generate` ingests files already in the data folder
-(`generate.out`, or `--data DIR`) instead of generating them. The summary lists every table with its
+(`generate.out`, or `--data DIR`) instead of generating them; `--stages ingest,features,forecast` runs
+only the stages named, in pipeline order. The summary lists every table with its
 version and row count, and shows how to query them.
 """
 
@@ -32,6 +33,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ingest only new files and rebuild features only for the series they changed; forecast, plan "
         "and the rest run in full (docs/lake.md, Incremental nightly run)",
     )
+    parser.add_argument(
+        "--stages",
+        type=_stage_list,
+        default=None,
+        help=f"comma-separated stages to run, in pipeline order (default: all of {','.join(STAGES)})",
+    )
+
+
+STAGES = ("generate", "ingest", "features", "recommend", "forecast", "inventory", "simulate", "report")
+
+
+def _stage_list(text: str) -> tuple[str, ...]:
+    """`ingest,features` -> the named stages; an unknown name is an argument error that lists the known ones."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in STAGES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown stage(s) {unknown or [text]}: choose from {', '.join(STAGES)}")
+    return names
 
 
 def _common_argv(ctx: JobContext, args: argparse.Namespace) -> list[str]:
@@ -66,7 +85,8 @@ def stages(ctx: JobContext, args: argparse.Namespace) -> list[tuple[str, list[st
         ("simulate", ["--freq", freq]),
         ("report", ["--out", args.report or f"{ctx.lake.root.rstrip('/')}/report.html"]),
     ]
-    return plan
+    chosen = getattr(args, "stages", None)
+    return [stage for stage in plan if chosen is None or stage[0] in chosen]
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:

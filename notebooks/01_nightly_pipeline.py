@@ -2,9 +2,11 @@
 # MAGIC %md
 # MAGIC # replenish: the nightly pipeline
 # MAGIC
-# MAGIC Runs ingest → features → forecast → inventory → simulate on the cluster this notebook is attached to,
-# MAGIC with the same job code `spark-submit jobs/<job>.py` runs. Widgets set the lake root, the raw-data folder,
-# MAGIC the demand frequency and the horizon. Outside Databricks the same cells run with the defaults below.
+# MAGIC Runs ingest → features → recommend → forecast → inventory → simulate → report on the cluster this
+# MAGIC notebook is attached to, with the same job code `spark-submit jobs/run_all.py` runs: one tracked run
+# MAGIC with a nested run per stage. Widgets set the lake root, the raw-data folder, the demand frequency, the
+# MAGIC horizon, the run date and any setting overrides. Outside Databricks the same cells run with the
+# MAGIC defaults below.
 
 # COMMAND ----------
 
@@ -16,12 +18,13 @@ import os
 
 from pyspark.sql import SparkSession
 
-WIDGETS = {"lake": "./lakehouse", "raw": "./data/raw", "freq": "D", "horizon": "28", "settings": ""}
+WIDGETS = {"lake": "./lakehouse", "raw": "./data/raw", "freq": "D", "horizon": "28", "run_date": "", "settings": ""}
 try:
     dbutils.widgets.text("lake", "/dbfs/replenish/lakehouse", "Lake root")
     dbutils.widgets.text("raw", "/dbfs/replenish/raw", "Raw files")
     dbutils.widgets.dropdown("freq", "D", ["D", "W", "M"], "Frequency")
     dbutils.widgets.text("horizon", "28", "Horizon (periods)")
+    dbutils.widgets.text("run_date", "", "Run date (YYYY-MM-DD; empty: today)")
     dbutils.widgets.text("settings", "", "Overrides (key=value ...)")
     params = {name: dbutils.widgets.get(name) for name in WIDGETS}
     profile = "databricks"
@@ -31,32 +34,25 @@ except NameError:  # not on Databricks: local Spark; NOTEBOOK_<NAME> environment
 
 spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
 common = ["--lake", params["lake"], "--profile", profile]
+if params["run_date"]:
+    common += ["--run-date", params["run_date"]]
 for override in params["settings"].split():
     common += ["--set", override]
 
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC ## Ingest every raw entity found in the raw folder; bad rows go to `quarantine.*` with a reason
+# MAGIC ## Every stage on the raw files already in the raw folder
+# MAGIC
+# MAGIC Bad rows go to `quarantine.*` with a reason; the data-quality gate stops the run before forecasting
+# MAGIC when the sales look wrong (`gold.data_quality`). Each stage prints its time as it ends.
 
 # COMMAND ----------
 
-from replenish_jobs import features, forecast, ingest, inventory, report, simulate
+from replenish_jobs import run_all
 
-assert ingest.main(["--all", params["raw"], *common], spark=spark) == 0
-
-# COMMAND ----------
-
-# MAGIC %md
-# MAGIC ## Features, forecasts (with backtests), the replenishment plan, its hold-out replay and the report
-
-# COMMAND ----------
-
-assert features.main(["--freq", params["freq"], *common], spark=spark) == 0
-assert forecast.main(["--freq", params["freq"], "--horizon", params["horizon"], *common], spark=spark) == 0
-assert inventory.main(["--freq", params["freq"], *common], spark=spark) == 0
-assert simulate.main(["--freq", params["freq"], *common], spark=spark) == 0
-assert report.main(["--out", f"{params['lake'].rstrip('/')}/report.html", *common], spark=spark) == 0
+pipeline = ["--skip-generate", "--data", params["raw"], "--freq", params["freq"], "--horizon", params["horizon"]]
+assert run_all.main([*pipeline, *common], spark=spark) == 0
 
 # COMMAND ----------
 
@@ -68,5 +64,8 @@ assert report.main(["--out", f"{params['lake'].rstrip('/')}/report.html", *commo
 from replenish.io.lake import Lake
 from replenish_jobs.tables import format_table_summary, table_summary
 
-tables = table_summary(Lake(spark, params["lake"]))
+lake = Lake(spark, params["lake"])
+tables = table_summary(lake)
 print(format_table_summary(tables))
+run_id = lake.read("gold.model_registry").agg({"run_id": "max"}).first()[0]
+print("run id:", run_id)

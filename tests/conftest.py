@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +90,77 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+# --- one nightly run-all, shared by the tests that read what it leaves --------------------------------
+
+NIGHTLY_EXPERIMENT = "nightly-test"
+NIGHTLY_SETTINGS = [
+    "generate.skus=12",
+    "generate.locations=2",
+    "generate.days=400",
+    "generate.users=40",
+    "generate.start=2024-01-01",
+    "forecast.horizon=14",
+    "forecast.backtest.folds=3",  # the default 6 doubles the forecast's time; 3 test the same paths
+    "recommend.ranks=[4]",  # one ALS setting: the search's paths are tested in tests/spark/test_recommend.py
+    "recommend.reg_params=[0.1]",
+    "recommend.alphas=[10.0]",
+    "recommend.max_iter=5",
+    f"tracking.experiment={NIGHTLY_EXPERIMENT}",
+]
+
+
+@dataclass(frozen=True)
+class Nightly:
+    """The lake, raw files and MLflow experiment of one nightly run, and the notebook run that made it."""
+
+    root: Path
+    raw: Path
+    lake: Any  # replenish.io.lake.Lake
+    run_id: str
+    experiment: str
+    notebook: Any  # tests/notebooks/runner.py NotebookRun
+
+
+def _notebook_runner() -> Any:
+    """tests/notebooks/runner.py, loaded by path (tests/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("notebook_runner", Path(__file__).parent / "notebooks" / "runner.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def nightly(spark, tmp_path_factory: pytest.TempPathFactory) -> Nightly:
+    """Generated raw files, then notebooks/01_nightly_pipeline.py: one tracked `run-all` of every stage.
+
+    The pipeline, tracking and notebook tests read its tables and runs instead of each running its own
+    (a run-all is minutes on 2 cores). Tests that change what they read make their own lake.
+    """
+    from replenish.io.lake import Lake
+    from replenish_jobs import generate
+
+    root = tmp_path_factory.mktemp("nightly")
+    lake, raw = root / "lakehouse", root / "raw"
+    argv = ["--out", str(raw), "--lake", str(lake), "--set", "tracking.enabled=false"]
+    for setting in NIGHTLY_SETTINGS:
+        argv += ["--set", setting]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert generate.main(argv, spark=spark) == 0, out.getvalue()[-4000:]
+    parameters = {
+        "lake": lake,
+        "raw": raw,
+        "freq": "D",
+        "horizon": 14,
+        "run_date": "2025-03-01",
+        "settings": " ".join(NIGHTLY_SETTINGS),
+    }
+    notebook = Path(__file__).parents[1] / "notebooks" / "01_nightly_pipeline.py"
+    run = _notebook_runner().run_notebook(notebook, spark=spark, parameters=parameters)
+    return Nightly(root, raw, Lake(spark, str(lake)), str(run["run_id"]), NIGHTLY_EXPERIMENT, run)

@@ -107,6 +107,8 @@ class StandaloneCluster:
             "spark.driver.memory=1g",
             "--conf",
             "spark.sql.shuffle.partitions=4",
+            "--conf",  # a test table's snapshot in 2 tasks, not delta-spark's default 50 (docs/lake.md, "Tests")
+            "spark.databricks.delta.snapshotPartitions=2",
             "--conf",
             f"spark.pyspark.python={python}",
             "--conf",

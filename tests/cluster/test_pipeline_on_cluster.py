@@ -39,20 +39,34 @@ def test_ingest_features_forecast_inventory_on_a_standalone_cluster(
         "--set",
         "forecast.backtest.folds=3",  # the default 6 doubles the forecast's time; 3 test the same paths
     ]
-    ship = {"shipped": shipped_package}  # the wheel on --py-files, as the README tells users
-    generated = standalone_cluster.submit(
-        JOBS / "generate.py",
-        ["--skus", "16", "--locations", "2", "--days", "240", "--users", "40", "--out", str(raw), *common],
-        **ship,
+    # one application, as a nightly run-all is sent: each executor JVM starts once, not once per job
+    completed = standalone_cluster.submit(
+        JOBS / "run_all.py",
+        [
+            "--stages",
+            "generate,ingest,features,forecast,inventory",
+            "--data",
+            str(raw),
+            "--freq",
+            "W",
+            "--horizon",
+            "4",
+            "--set",
+            "generate.skus=16",
+            "--set",
+            "generate.locations=2",
+            "--set",
+            "generate.days=240",
+            "--set",
+            "generate.users=40",
+            *common,
+        ],
+        shipped=shipped_package,  # the wheel on --py-files, as the README tells users
     )
-    assert _summary(generated.stdout)["job"] == "generate"
-
-    ingested = _summary(standalone_cluster.submit(JOBS / "ingest.py", ["--all", str(raw), *common], **ship).stdout)
-    assert ingested["job"] == "ingest"
-    assert ingested["lake_engine"] == "delta-spark"  # the JARs came with spark-submit --packages
-    standalone_cluster.submit(JOBS / "features.py", ["--freq", "W", *common], **ship)
-    standalone_cluster.submit(JOBS / "forecast.py", ["--freq", "W", "--horizon", "4", *common], **ship)
-    standalone_cluster.submit(JOBS / "inventory.py", ["--freq", "W", *common], **ship)
+    summary = _summary(completed.stdout)
+    assert summary["job"] == "run-all"
+    assert list(summary["stage_seconds"]) == ["generate", "ingest", "features", "forecast", "inventory"]
+    assert summary["lake_engine"] == "delta-spark"  # the JARs came with spark-submit --packages
 
     sales = _sql(f"{lake}/bronze/sales", "SELECT count(*) AS n, count(DISTINCT sku) AS skus FROM t")[0]
     assert sales["n"] > 0 and sales["skus"] > 1

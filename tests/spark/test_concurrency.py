@@ -1,8 +1,9 @@
 """Two jobs writing one table at once, and a job killed mid-write: Delta's promises, in real processes.
 
-Each writer is its own Python process with its own Spark session, as two spark-submit jobs would be. The
-interleaving is forced, not left to timing: the second writer's Spark job blocks in a task until the first
-writer has committed, so it commits against a table that moved since it read it.
+The two writers are two JVMs, as two spark-submit jobs would be: the test's own Spark session, and a
+Python process with its own session. The interleaving is forced, not left to timing: the second writer's
+Spark job blocks in a task until the first writer has committed, so it commits against a table that
+moved since it read it.
 """
 
 from __future__ import annotations
@@ -114,13 +115,21 @@ def _script(tmp_path: Path, root: str) -> Path:
     return script
 
 
+def _write(lake: Lake, mode: str, ids: range, day: str) -> dict:
+    """Writer A: the test's own Spark session, a JVM apart from writer B's."""
+    rows = _events(lake.spark, ids, day)
+    result = lake.insert_new(rows, EVENTS) if mode == "insert_new" else lake.write_with_result(rows, EVENTS, mode=mode)
+    return {"version": result.version, "rows": result.rows_written}
+
+
 def _race(spark, tmp_path: Path, engine: str, mode: str, first: tuple[range, str], second: tuple[range, str]):
-    """Writer B starts its transaction, blocks in its tasks until writer A has committed, then commits."""
+    """Writer B (its own process) starts its transaction and blocks in its tasks until writer A (this
+    process) has committed, then commits against a table that moved since it read it."""
     lake = Lake(spark, str(tmp_path / "lakehouse"), engine=engine)
     lake.write(_events(spark, range(0, 10), "2024-01-01"), EVENTS)
     lake.write(_events(spark, range(10, 20), "2024-01-02"), EVENTS)
     script = _script(tmp_path, lake.root)
-    a_done, b_started, a_started = tmp_path / "a-done", tmp_path / "b-started", tmp_path / "a-started"
+    a_done, b_started = tmp_path / "a-done", tmp_path / "b-started"
     b = _start(script, engine, mode, second[0], second[1], wait_for=str(a_done), started=b_started)
     try:
         deadline = time.monotonic() + 300
@@ -128,8 +137,7 @@ def _race(spark, tmp_path: Path, engine: str, mode: str, first: tuple[range, str
             assert b.poll() is None, b.communicate()[1][-3000:]
             assert time.monotonic() < deadline, "writer B never started writing"
             time.sleep(0.5)
-        a = _start(script, engine, mode, first[0], first[1], started=a_started)
-        result_a = _result(a)
+        result_a = _write(lake, mode, first[0], first[1])
         a_done.write_text("committed")
         result_b = _result(b)
     finally:

@@ -11,35 +11,11 @@ from deltalake import DeltaTable, QueryBuilder
 
 from replenish.io.bi import duckdb_connect
 from replenish.io.lake import Lake
-from replenish_jobs import ingest, run_all
+from replenish_jobs import ingest
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-SCALE = [
-    "--set",
-    "generate.skus=24",
-    "--set",
-    "generate.locations=3",
-    "--set",
-    "generate.days=420",
-    "--set",
-    "generate.users=60",
-    "--set",
-    "generate.start=2024-01-01",
-    "--set",
-    "forecast.horizon=14",
-    "--set",
-    "forecast.backtest.folds=3",  # the default 6 doubles the forecast's time; 3 test the same paths
-    "--set",
-    "recommend.ranks=[4]",  # one ALS setting: the search's paths are tested in test_recommend.py
-    "--set",
-    "recommend.reg_params=[0.1]",
-    "--set",
-    "recommend.alphas=[10.0]",
-    "--set",
-    "recommend.max_iter=5",
-]
 EXPECTED_TABLES = {
     "bronze.sales",
     "bronze.products",
@@ -70,12 +46,9 @@ EXPECTED_TABLES = {
 
 
 @pytest.fixture(scope="module")
-def pipeline(spark, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("pipeline")
-    lake_root, raw = root / "lakehouse", root / "raw"
-    argv = ["--lake", str(lake_root), "--data", str(raw), "--run-date", "2025-03-01", *SCALE]
-    assert run_all.main(argv, spark=spark) == 0
-    return {"lake": Lake(spark, str(lake_root)), "raw": raw, "root": root}
+def pipeline(nightly) -> dict:
+    """The session's shared run-all (tests/conftest.py): its lake, raw files and folder."""
+    return {"lake": nightly.lake, "raw": nightly.raw, "root": nightly.root}
 
 
 def test_every_table_is_written(pipeline: dict) -> None:

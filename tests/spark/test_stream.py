@@ -246,15 +246,14 @@ class StreamProcess:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
-    def run_to_end(self, *extra: str, timeout: float = 900) -> int:
-        """Run to the end; the exit code."""
-        process, _ = self.start(None, *extra)
-        try:
-            return process.wait(timeout=timeout)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    def run_in_process(self, spark, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+        """Run to the end in the test's own session (a restart needs no new JVM): exit code and output."""
+        from replenish_jobs import stream
+
+        argv = ["--available-now", "--max-files-per-trigger", "1", "--lake", str(self.lake_root), *extra]
+        code = stream.main([*argv, "--set", "lake.engine=delta-spark"], spark=spark)
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
 
 
 def _check_positions(lake) -> None:
@@ -275,10 +274,15 @@ def _alerts_by_stream(lake) -> dict[str, Counter]:
 
 
 @pytest.mark.slow
-def test_exactly_once_across_sigkill_mid_batch_and_restart(lake, tmp_path: Path) -> None:
+def test_exactly_once_across_sigkill_mid_batch_and_restart(
+    spark, lake, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Killed with the alerts committed and the positions not, restarted, killed with both committed and the
     checkpoint not, restarted with more events landed meanwhile: every event counted once, every alert once.
-    Then the checkpoint is lost: the run is refused, and `--reset` rebuilds the same positions."""
+    Then the checkpoint is lost: the run is refused, and `--reset` rebuilds the same positions.
+
+    The stream is killed in processes of its own (SIGKILL takes their JVM); the restarts after the second
+    kill run in the test's session, which changes nothing a restart depends on: the lake and checkpoint."""
     for rows in SALES_COMMITS:
         _append(lake, rows, SALES, "bronze.sales")
     for rows in MOVEMENT_COMMITS:
@@ -294,7 +298,8 @@ def test_exactly_once_across_sigkill_mid_batch_and_restart(lake, tmp_path: Path)
 
     stream.kill_at("after_positions@2")
     _append(lake, LATE_SALES, SALES, "bronze.sales")
-    assert stream.run_to_end() == 0, stream.log()
+    code, output = stream.run_in_process(spark, capsys)
+    assert code == 0, output[-4000:]
 
     _check_positions(lake)
     alerts = _alerts_by_stream(lake)
@@ -303,9 +308,10 @@ def test_exactly_once_across_sigkill_mid_batch_and_restart(lake, tmp_path: Path)
     assert set(counted) == EXPECTED_ALERTS and max(counted.values()) == 1, counted
 
     shutil.rmtree(Path(lake.root) / "_checkpoints")
-    assert stream.run_to_end() == 2
-    assert "rerun with --reset" in stream.log()
-    assert stream.run_to_end("--reset") == 0, stream.log()
+    code, output = stream.run_in_process(spark, capsys)
+    assert code == 2 and "rerun with --reset" in output, output[-4000:]
+    code, output = stream.run_in_process(spark, capsys, "--reset")
+    assert code == 0, output[-4000:]
     _check_positions(lake)
     alerts = _alerts_by_stream(lake)
     assert len(alerts) == 2 and all(set(c) == EXPECTED_ALERTS and max(c.values()) == 1 for c in alerts.values())
