@@ -59,13 +59,16 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         known_skus=None if products is None else products.select("sku"),
     )
     written = {}
-    for name, frame in result.by_table().items():
-        if name.startswith("silver."):
-            written[name] = ctx.lake.insert_new(frame, name)
-        else:
-            written[name] = ctx.lake.write_with_result(
-                frame, name, mode="overwrite" if name in OVERWRITTEN else "append"
-            )
+    try:
+        for name, frame in result.by_table().items():
+            if name.startswith("silver."):
+                written[name] = ctx.lake.insert_new(frame, name)
+            else:
+                written[name] = ctx.lake.write_with_result(
+                    frame, name, mode="overwrite" if name in OVERWRITTEN else "append"
+                )
+    finally:
+        result.release()
     return {
         **result.metrics,
         "rows": {name: w.rows_written for name, w in written.items()},

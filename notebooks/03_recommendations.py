@@ -61,6 +61,7 @@ for name, frame in result.by_table().items():
         lake.insert_new(frame, name)
     else:
         lake.write(frame, name, mode="append" if name == "gold.recommender_evaluation" else "overwrite")
+result.release()  # unpersist what the run cached: this session lives on
 print(result.metrics)
 
 # COMMAND ----------

@@ -26,7 +26,14 @@ SPARK_TEST_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
-    "spark.driver.memory": "2g",
+    # One session runs the whole suite: with 2g its old generation filled up and the JVM spent minutes in
+    # full GCs. Keep the status store small too (it retains every job, stage, task and SQL execution).
+    "spark.driver.memory": "4g",
+    "spark.ui.retainedJobs": "50",
+    "spark.ui.retainedStages": "50",
+    "spark.ui.retainedTasks": "2000",
+    "spark.sql.ui.retainedExecutions": "20",
+    "spark.ui.retainedDeadExecutors": "10",
     "spark.sql.adaptive.enabled": "true",
     # delta-spark: a tiny table's snapshot in 2 tasks, not the default 50 (docs/lake.md, test timings)
     "spark.databricks.delta.snapshotPartitions": "2",

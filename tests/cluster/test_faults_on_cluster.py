@@ -59,6 +59,10 @@ def _common(lake: Path, *, profile: str = "cluster") -> list[str]:
         "forecast.backtest.folds=2",
         "--set",
         "forecast.series_per_partition=2",  # several forecast tasks, so a kill lands mid-stage
+        # The LSTM candidate off: its multi-worker training is not bit-reproducible from run to run, and
+        # these tests compare every value with a clean run's (the per-series fits are deterministic).
+        "--set",
+        "forecast.lstm.enabled=false",
     ]
 
 

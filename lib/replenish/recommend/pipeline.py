@@ -77,6 +77,12 @@ class RecommenderResult:
     evaluation: DataFrame
     chosen: AlsSettings
     metrics: dict[str, Any] = field(default_factory=dict)
+    cached: tuple[DataFrame, ...] = ()
+
+    def release(self) -> None:
+        """Unpersist what the run cached, once its tables are written (a notebook's session lives on)."""
+        for frame in self.cached:
+            frame.unpersist()
 
     def by_table(self) -> dict[str, DataFrame]:
         return {
@@ -245,4 +251,5 @@ def build_recommender(
         evaluation=evaluation,
         chosen=chosen,
         metrics=metrics,
+        cached=(user_new, sku_new, indexed, ratings, factors),
     )
