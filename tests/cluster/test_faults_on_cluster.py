@@ -35,9 +35,10 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.faults]
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
 RUN_ID = "20250601T000000-faults"
 FORECAST_TABLES = ("gold.forecast", "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry")
-# Columns that legitimately differ between two runs of the same data: wall-clock fit time, and the
-# hash of the settings, which include the lake path (each run here has its own copy of the lake).
-RUN_DEPENDENT_COLUMNS = ("fit_seconds", "config_hash")
+# Columns that legitimately differ between two runs of the same data: wall-clock fit time, the hash of
+# the settings, which include the lake path (each run here has its own copy of the lake), and the MLflow
+# run that recorded the attempt (each submission is a run of its own).
+RUN_DEPENDENT_COLUMNS = ("fit_seconds", "config_hash", "mlflow_run_id")
 # Plan nodes only the forecast stage has: the fits over series, and the writes of their cached records.
 FORECAST_NODES = ("MapInPandas", "InMemoryTableScan")
 WAIT_SECONDS = 900  # bound on every wait for a job to reach a point or to end (slow, shared machines)

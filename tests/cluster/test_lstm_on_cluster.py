@@ -12,13 +12,15 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 APP = Path(__file__).with_name("lstm_barrier_app.py")
 
 
-def test_two_worker_barrier_training_on_fake_gpus(standalone_cluster, tmp_path: Path) -> None:
+def test_two_worker_barrier_training_on_fake_gpus(standalone_cluster, shipped_package, tmp_path: Path) -> None:
     gpu = {
         "spark.executor.resource.gpu.amount": "1",
         "spark.task.resource.gpu.amount": "1",
         "spark.executor.resource.gpu.discoveryScript": str(Path(__file__).with_name("fake_gpu_discovery.sh")),
     }
-    completed = standalone_cluster.submit(APP, [str(tmp_path)], conf=gpu, timeout=900)
+    # replenish only from the wheel on --py-files, as users ship it: the barrier workers' training
+    # processes must import it from there too
+    completed = standalone_cluster.submit(APP, [str(tmp_path)], conf=gpu, timeout=900, shipped=shipped_package)
     summary = json.loads([line for line in completed.stdout.splitlines() if line.startswith("{")][-1])
     result = summary["result"]
 

@@ -38,6 +38,9 @@ def test_ingest_features_forecast_inventory_on_a_standalone_cluster(
         "spark.conf.spark.sql.shuffle.partitions=4",
         "--set",
         "forecast.backtest.folds=3",  # the default 6 doubles the forecast's time; 3 test the same paths
+        # The LSTM's distributed training, shipped the same way, is test_lstm_on_cluster.py's
+        "--set",
+        "forecast.lstm.enabled=false",
     ]
     # one application, as a nightly run-all is sent: each executor JVM starts once, not once per job
     completed = standalone_cluster.submit(
