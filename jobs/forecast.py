@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from pyspark import StorageLevel
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from replenish import config
@@ -106,10 +107,11 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     optional = {
         name: ctx.lake.read(name) for name in ("gold.similar_items", "bronze.products") if ctx.lake.exists(name)
     }
+    analog_cache: list[DataFrame] = []
     analog = analog_tables(
         demand, profile, optional.get("gold.similar_items"), optional.get("bronze.products"), plan,
         config.section(ctx.settings, "cold_start", ColdStartConfig), run_id=ctx.run_id, run_date=ctx.run_date,
-        config_hash=ctx.config_hash,
+        config_hash=ctx.config_hash, cached=analog_cache,
     )  # fmt: skip
     progress.start()
     try:
@@ -127,6 +129,8 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         progress.stop()
         tables.records.unpersist()
+        for frame in analog_cache:
+            frame.unpersist()
     summary = {
         "freq": freq,
         "model": plan.mode,

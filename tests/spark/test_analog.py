@@ -66,9 +66,10 @@ def test_new_series_get_analog_forecasts_backtests_and_a_reason(spark) -> None:
     demand, profile, similar, products = _frames(spark)
     cfg = ForecastConfig(horizon=7, backtest=BacktestSettings(folds=2, horizon=7, step=None))
     plan = cfg.plan("D", horizon=7, run_date="2025-05-01")
+    cached: list = []
     tables = analog_tables(
         demand, profile, similar, products, plan, ColdStartConfig(analogs=2),
-        run_id="r", run_date=dt.date(2025, 5, 1), config_hash="h",
+        run_id="r", run_date=dt.date(2025, 5, 1), config_hash="h", cached=cached,
     )  # fmt: skip
     forecast = tables["gold.forecast"].collect()
     assert {row["sku"] for row in forecast} == {"N", "P"}
@@ -83,6 +84,9 @@ def test_new_series_get_analog_forecasts_backtests_and_a_reason(spark) -> None:
     # Only data before each cutoff: the backtest rows of fold 1 end before fold 2's cutoff.
     rows = tables["gold.backtest_forecast"].where("sku = 'N'").collect()
     assert all(row["date"] >= row["cutoff"] for row in rows)
+    # the four tables share one cached fit, handed to the caller to release once they are written
+    assert len(cached) == 1 and cached[0].is_cached
+    cached[0].unpersist()
 
 
 def test_disabled_or_without_a_profile_nothing_is_added(spark) -> None:

@@ -259,9 +259,13 @@ def analog_tables(
     run_id: str,
     run_date: dt.date,
     config_hash: str,
+    cached: list[DataFrame] | None = None,
 ) -> dict[str, DataFrame]:
     """The analog model's rows of gold.forecast, gold.backtest_forecast, gold.forecast_backtest and
-    gold.model_registry for the new series of `plan.freq`; {} when disabled or without a profile."""
+    gold.model_registry for the new series of `plan.freq`; {} when disabled or without a profile.
+
+    The four tables share one cached fit; it is appended to `cached`, for the caller to unpersist once
+    the tables are written (a notebook's session outlives the run)."""
     from pyspark.sql import functions as F
 
     from replenish.forecast.distributed import backtest_metrics
@@ -301,6 +305,8 @@ def analog_tables(
         return _series_forecast(frame, plan, cfg)
 
     out = combined.groupBy("sku", "location").applyInPandas(run, OUTPUT_SCHEMA).cache()
+    if cached is not None:
+        cached.append(out)
     stamp = [
         F.lit(run_id).alias("run_id"),
         F.lit(run_date).cast("date").alias("run_date"),
