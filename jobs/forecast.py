@@ -17,7 +17,6 @@ import logging
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from replenish import config
@@ -107,15 +106,14 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     optional = {
         name: ctx.lake.read(name) for name in ("gold.similar_items", "bronze.products") if ctx.lake.exists(name)
     }
-    analog_cache: list[DataFrame] = []
     analog = analog_tables(
         demand, profile, optional.get("gold.similar_items"), optional.get("bronze.products"), plan,
         config.section(ctx.settings, "cold_start", ColdStartConfig), run_id=ctx.run_id, run_date=ctx.run_date,
-        config_hash=ctx.config_hash, cached=analog_cache,
+        config_hash=ctx.config_hash,
     )  # fmt: skip
     progress.start()
     try:
-        outputs = with_analog_rows(tables.by_table(), analog)
+        outputs = with_analog_rows(tables.by_table(), analog.by_table())
         outputs["gold.model_registry"] = outputs["gold.model_registry"].withColumn(
             "mlflow_run_id", F.lit(ctx.extra.get("mlflow_run_id")).cast("string")
         )
@@ -129,8 +127,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         progress.stop()
         tables.records.unpersist()
-        for frame in analog_cache:
-            frame.unpersist()
+        analog.release()
     summary = {
         "freq": freq,
         "model": plan.mode,

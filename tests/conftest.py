@@ -130,18 +130,6 @@ class Nightly:
     notebook: Any  # tests/notebooks/runner.py NotebookRun
 
 
-def _notebook_runner() -> Any:
-    """tests/notebooks/runner.py, loaded by path (tests/ is not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("notebook_runner", Path(__file__).parent / "notebooks" / "runner.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def nightly(spark, tmp_path_factory: pytest.TempPathFactory) -> Nightly:
     """Generated raw files, then notebooks/01_nightly_pipeline.py: one tracked `run-all` of every stage.
@@ -149,6 +137,8 @@ def nightly(spark, tmp_path_factory: pytest.TempPathFactory) -> Nightly:
     The pipeline, tracking and notebook tests read its tables and runs instead of each running its own
     (a run-all is minutes on 2 cores). Tests that change what they read make their own lake.
     """
+    from notebooks.runner import run_notebook  # tests/notebooks, the package test_notebooks.py imports from
+
     from replenish.io.lake import Lake
     from replenish_jobs import generate
 
@@ -169,5 +159,5 @@ def nightly(spark, tmp_path_factory: pytest.TempPathFactory) -> Nightly:
         "settings": " ".join(NIGHTLY_SETTINGS),
     }
     notebook = Path(__file__).parents[1] / "notebooks" / "01_nightly_pipeline.py"
-    run = _notebook_runner().run_notebook(notebook, spark=spark, parameters=parameters)
+    run = run_notebook(notebook, spark=spark, parameters=parameters)
     return Nightly(root, raw, Lake(spark, str(lake)), str(run["run_id"]), NIGHTLY_EXPERIMENT, run)

@@ -66,11 +66,11 @@ def test_new_series_get_analog_forecasts_backtests_and_a_reason(spark) -> None:
     demand, profile, similar, products = _frames(spark)
     cfg = ForecastConfig(horizon=7, backtest=BacktestSettings(folds=2, horizon=7, step=None))
     plan = cfg.plan("D", horizon=7, run_date="2025-05-01")
-    cached: list = []
-    tables = analog_tables(
+    analog = analog_tables(
         demand, profile, similar, products, plan, ColdStartConfig(analogs=2),
-        run_id="r", run_date=dt.date(2025, 5, 1), config_hash="h", cached=cached,
+        run_id="r", run_date=dt.date(2025, 5, 1), config_hash="h",
     )  # fmt: skip
+    tables = analog.by_table()
     forecast = tables["gold.forecast"].collect()
     assert {row["sku"] for row in forecast} == {"N", "P"}
     assert all(row["model"] == "analog" and row["step"] in range(1, 8) for row in forecast)
@@ -84,14 +84,17 @@ def test_new_series_get_analog_forecasts_backtests_and_a_reason(spark) -> None:
     # Only data before each cutoff: the backtest rows of fold 1 end before fold 2's cutoff.
     rows = tables["gold.backtest_forecast"].where("sku = 'N'").collect()
     assert all(row["date"] >= row["cutoff"] for row in rows)
-    # the four tables share one cached fit, handed to the caller to release once they are written
-    assert len(cached) == 1 and cached[0].is_cached
-    cached[0].unpersist()
+    # the four tables share one cached fit, released by the caller once they are written
+    (fit,) = analog.cached
+    assert fit.is_cached
+    analog.release()
+    assert not fit.is_cached
 
 
 def test_disabled_or_without_a_profile_nothing_is_added(spark) -> None:
     demand, profile, similar, products = _frames(spark)
     plan = ForecastConfig().plan("D", horizon=7)
     stamp = {"run_id": "r", "run_date": FIRST, "config_hash": "h"}
-    assert analog_tables(demand, None, similar, products, plan, ColdStartConfig(), **stamp) == {}
-    assert analog_tables(demand, profile, similar, products, plan, ColdStartConfig(enabled=False), **stamp) == {}
+    assert analog_tables(demand, None, similar, products, plan, ColdStartConfig(), **stamp).by_table() == {}
+    off = analog_tables(demand, profile, similar, products, plan, ColdStartConfig(enabled=False), **stamp)
+    assert off.by_table() == {} and off.cached == ()

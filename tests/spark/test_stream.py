@@ -196,6 +196,10 @@ class StreamProcess:
         self.log_dir = log_dir
         self.runs = 0
 
+    def arguments(self, *extra: str) -> list[str]:
+        """The stream job's arguments of every run here: one commit of each source per micro-batch."""
+        return ["--available-now", "--max-files-per-trigger", "1", "--lake", str(self.lake_root), *extra]
+
     def start(self, failpoint: str | None = None, *extra: str) -> tuple[subprocess.Popen, Path]:
         self.runs += 1
         marker = self.log_dir / f"failpoint-{self.runs}"
@@ -209,11 +213,7 @@ class StreamProcess:
             "-m",
             "replenish.cli",
             "stream",
-            "--available-now",
-            "--max-files-per-trigger",
-            "1",
-            "--lake",
-            str(self.lake_root),
+            *self.arguments(),
             "--set",
             "spark.master=local[2]",
             "--set",
@@ -250,8 +250,7 @@ class StreamProcess:
         """Run to the end in the test's own session (a restart needs no new JVM): exit code and output."""
         from replenish_jobs import stream
 
-        argv = ["--available-now", "--max-files-per-trigger", "1", "--lake", str(self.lake_root), *extra]
-        code = stream.main([*argv, "--set", "lake.engine=delta-spark"], spark=spark)
+        code = stream.main(self.arguments(*extra, "--set", "lake.engine=delta-spark"), spark=spark)
         captured = capsys.readouterr()
         return code, captured.out + captured.err
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -248,6 +248,22 @@ def _interval(prediction: dict[str, np.ndarray], i: int) -> dict[str, float]:
     }
 
 
+@dataclass
+class AnalogTables:
+    """The analog model's rows per forecast table (none when it is off), and the fit they share."""
+
+    tables: dict[str, DataFrame] = field(default_factory=dict)
+    cached: tuple[DataFrame, ...] = ()
+
+    def by_table(self) -> dict[str, DataFrame]:
+        return self.tables
+
+    def release(self) -> None:
+        """Unpersist the shared fit, once the tables are written (a notebook's session lives on)."""
+        for frame in self.cached:
+            frame.unpersist()
+
+
 def analog_tables(
     demand: DataFrame,
     profile: DataFrame | None,
@@ -259,19 +275,15 @@ def analog_tables(
     run_id: str,
     run_date: dt.date,
     config_hash: str,
-    cached: list[DataFrame] | None = None,
-) -> dict[str, DataFrame]:
+) -> AnalogTables:
     """The analog model's rows of gold.forecast, gold.backtest_forecast, gold.forecast_backtest and
-    gold.model_registry for the new series of `plan.freq`; {} when disabled or without a profile.
-
-    The four tables share one cached fit; it is appended to `cached`, for the caller to unpersist once
-    the tables are written (a notebook's session outlives the run)."""
+    gold.model_registry for the new series of `plan.freq`; no tables when disabled or without a profile."""
     from pyspark.sql import functions as F
 
     from replenish.forecast.distributed import backtest_metrics
 
     if not cfg.enabled or profile is None:
-        return {}
+        return AnalogTables()
     profile = profile.where(F.col("freq") == plan.freq)
     pairs = analog_pairs(profile, similar, products, analogs=cfg.analogs, classes=cfg.demand_classes)
     rows = demand.where(F.col("freq") == plan.freq).select(
@@ -305,8 +317,6 @@ def analog_tables(
         return _series_forecast(frame, plan, cfg)
 
     out = combined.groupBy("sku", "location").applyInPandas(run, OUTPUT_SCHEMA).cache()
-    if cached is not None:
-        cached.append(out)
     stamp = [
         F.lit(run_id).alias("run_id"),
         F.lit(run_date).cast("date").alias("run_date"),
@@ -342,12 +352,13 @@ def analog_tables(
             F.lit(config_hash).alias("config_hash"),
         )
     )
-    return {
+    tables = {
         "gold.forecast": forecast,
         "gold.backtest_forecast": backtest,
         "gold.forecast_backtest": backtest_metrics(backtest),
         "gold.model_registry": registry,
     }
+    return AnalogTables(tables, cached=(out,))
 
 
 def with_analog_rows(tables: dict[str, DataFrame], analog: dict[str, DataFrame]) -> dict[str, DataFrame]:
