@@ -15,9 +15,9 @@ data, one core (`n_jobs=1`).
 
 Scores: sMAPE (%, 200 |y - f| / (|y| + |f|)) and MASE (mean absolute error over the in-sample mean
 absolute seasonal difference, lag 1 when the history is shorter than two seasons), each the mean
-over series. `auto (whole horizon)` reads `--model auto` as a planner does: per series, the candidate
-with the lowest backtest mean absolute error over the whole horizon (the `horizon_model` of
-gold.model_selection), from the run's gold.backtest_forecast.
+over series. `auto (whole horizon)` reads `--model auto` as a planner does: per series, the
+`horizon_model` of gold.model_selection (the equal-weight combination of ARIMA, ETS and Theta where
+the series has it); `per-series lowest backtest MAE` is the same choice made by backtest error alone.
 
 Quarterly panels are left out: the product's frequencies are D, W and M.
 """
@@ -41,9 +41,11 @@ import numpy as np
 import pandas as pd
 
 HORIZON_MODEL = "auto (whole horizon)"
+BY_LOWEST_MAE = "per-series lowest backtest MAE"
+COMBINATION = "combination"
 PANELS = ("m1_monthly", "tourism_monthly", "promo_weekly")
 SF_MODELS = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta")
-OUR_MODELS = ("seasonal_naive", "arima", "ets", "theta")
+OUR_MODELS = ("seasonal_naive", "arima", "ets", "theta", COMBINATION, BY_LOWEST_MAE)
 LAST_TRAIN = {"M": dt.date(2019, 12, 1), "W": dt.date(2019, 12, 30)}  # a Monday
 
 
@@ -150,7 +152,13 @@ def product_forecasts(panel: Panel, folder: Path, settings: list[str], cores: in
 
 
 def _read_forecasts(panel: Panel, forecast: pd.DataFrame, backtest: pd.DataFrame) -> tuple[dict, dict]:
-    """{model: {series: path}} from forecast rows, plus the whole-horizon choice per series."""
+    """{model: {series: path}} from forecast rows, plus the whole-horizon choices per series.
+
+    Two readings of `--model auto`: `HORIZON_MODEL`, what gold.model_selection's `horizon_model`
+    publishes (the combination wherever a series has one: `inventory.selection.horizon_preferred_model`),
+    and `BY_LOWEST_MAE`, the candidate with the lowest backtest MAE per series (the rule with the
+    preference off). A series without a scored backtest takes its routed model in the second.
+    """
     by_model: dict[str, dict[str, np.ndarray]] = {}
     for (model, sku), rows in forecast.sort_values("step").groupby(["model", "sku"]):
         by_model.setdefault(str(model), {})[str(sku)] = rows["yhat"].to_numpy(float)
@@ -158,17 +166,19 @@ def _read_forecasts(panel: Panel, forecast: pd.DataFrame, backtest: pd.DataFrame
     scored = backtest[backtest["y"].notna().to_numpy() & backtest["yhat"].notna().to_numpy() & ~censored]
     mae = (scored["y"] - scored["yhat"]).abs().groupby([scored["sku"], scored["model"]]).mean().reset_index()
     best = mae.sort_values(["sku", 0, "model"]).drop_duplicates("sku")
-    chosen = dict(zip(best["sku"].astype(str), best["model"].astype(str), strict=True))
-    by_model[HORIZON_MODEL] = {
-        sku: by_model[model][sku] for sku, model in chosen.items() if sku in by_model.get(model, {})
+    lowest_mae = dict(zip(best["sku"].astype(str), best["model"].astype(str), strict=True))
+    routed = ("arima", "ets", "theta", "seasonal_naive", "recent_mean", "croston_sba", "tsb", "zero")
+    for s in panel.series:
+        if s.name not in lowest_mae:
+            lowest_mae[s.name] = next((m for m in routed if s.name in by_model.get(m, {})), "")
+    preferred = {s.name: COMBINATION for s in panel.series if s.name in by_model.get(COMBINATION, {})}
+    chosen = {**lowest_mae, **preferred}
+    for name, choice in ((BY_LOWEST_MAE, lowest_mae), (HORIZON_MODEL, chosen)):
+        by_model[name] = {sku: by_model[m][sku] for sku, m in choice.items() if sku in by_model.get(m, {})}
+    picks = {
+        "lowest_mae": pd.Series(list(lowest_mae.values())).value_counts().to_dict(),
+        "horizon_model": pd.Series(list(chosen.values())).value_counts().to_dict(),
     }
-    for s in panel.series:  # series without a scored backtest: the routed model's forecast
-        if s.name not in by_model[HORIZON_MODEL]:
-            for model in ("arima", "ets", "theta", "seasonal_naive", "recent_mean", "croston_sba", "tsb", "zero"):
-                if s.name in by_model.get(model, {}):
-                    by_model[HORIZON_MODEL][s.name] = by_model[model][s.name]
-                    break
-    picks = pd.Series(list(chosen.values())).value_counts().to_dict()
     return by_model, picks
 
 

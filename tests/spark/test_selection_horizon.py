@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from replenish.inventory.selection import choose_forecasts
-from replenish.inventory.settings import InventoryConfig
+from replenish.inventory.settings import InventoryConfig, SelectionConfig
 
 pytestmark = pytest.mark.spark
 
@@ -49,3 +49,25 @@ def test_the_whole_horizon_choice_is_published_beside_the_stock_sizing_choice(sp
     assert row["chosen"]["model"] == "steady"  # the smaller error summed over the protection interval
     assert row["horizon_model"] == "level"  # the smaller error per period over the whole horizon
     assert row["horizon_mae"] == pytest.approx(1.5, abs=0.11)
+
+
+def test_the_whole_horizon_forecast_is_the_combination_where_a_series_has_one(spark) -> None:
+    """`horizon_preferred_model` (combination) wins the whole-horizon choice even with a larger
+    backtest error; with the preference off the lowest error wins again."""
+    models = ("combination", "level")
+    forecast = [("D", "S1", "L1", m, START + dt.timedelta(days=s - 1), s, 10.0) for m in models for s in range(1, 29)]
+    backtest = []
+    for model in models:
+        for fold in range(1, FOLDS + 1):
+            cutoff = START - dt.timedelta(days=HORIZON * (FOLDS - fold + 1))
+            for step in range(1, HORIZON + 1):
+                day = cutoff + dt.timedelta(days=step - 1)
+                miss = error("steady", fold, step) if model == "combination" else error("level", fold, step)
+                backtest.append(("D", "S1", "L1", model, fold, day, step, 10.0, 10.0 - miss))
+    frames = spark.createDataFrame(forecast, FORECAST_SCHEMA), spark.createDataFrame(backtest, BACKTEST_SCHEMA)
+    (preferred,) = choose_forecasts(*frames, InventoryConfig(), keep_error_path=False).collect()
+    assert preferred["horizon_model"] == "combination"
+    assert preferred["horizon_mae"] == pytest.approx(2.0)
+    by_error = InventoryConfig(selection=SelectionConfig(horizon_preferred_model=None))
+    (lowest,) = choose_forecasts(*frames, by_error, keep_error_path=False).collect()
+    assert lowest["horizon_model"] == "level"

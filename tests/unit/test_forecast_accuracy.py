@@ -73,11 +73,11 @@ def test_forecast_frequency_defaults_to_the_one_in_silver_demand() -> None:
     assert resolve_freq(requested=None, configured="W", present=())[0] == "W"
 
 
-def test_auto_mode_backtests_ets_with_trend_and_theta_beside_arima() -> None:
+def test_auto_mode_backtests_ets_with_trend_theta_and_the_combination_beside_arima() -> None:
     plan = replace(default_plan("M", horizon=6, run_date="2024-06-01"), folds=2, backtest_horizon=6, backtest_step=6)
     trend = seasonal_monthly(60) + 3.0 * np.arange(60)
     result = forecast_series(monthly_history(trend, demand_class="smooth"), plan)
-    assert [c.model for c in result.candidates] == ["seasonal_naive", "arima", "ets", "theta"]
+    assert [c.model for c in result.candidates] == ["seasonal_naive", "arima", "ets", "theta", "combination"]
     assert all(len(c.folds) == 2 for c in result.candidates)
     (ets,) = [c for c in result.candidates if c.model == "ets"]
     assert ets.params["method"].split(",")[1] != "N"  # a trend was selected: ETS(A,A,A), ETS(M,Ad,M), ...

@@ -181,10 +181,35 @@ def test_auto_mode_keeps_arima_for_the_top_revenue_series() -> None:
     low_value = history(weekly(120), demand_class="smooth", top_revenue=False)
     auto = forecast_series(low_value, plan)
     check_forecasts(auto)
-    assert [c.model for c in auto.candidates] == ["seasonal_naive", "ets", "theta"]
+    assert [c.model for c in auto.candidates] == ["seasonal_naive", "ets", "theta", "combination"]
     assert "outside the top 40% of revenue" in auto.candidates[1].reason
     explicit = forecast_series(low_value, replace(plan, mode="arima"))
     assert [c.model for c in explicit.candidates] == ["arima"]
+
+
+def test_auto_mode_adds_the_equal_weight_combination_with_its_own_backtest() -> None:
+    result = forecast_series(history(weekly(150), demand_class="smooth", top_revenue=True), PLAN)
+    check_forecasts(result)
+    by_model = {c.model: c for c in result.candidates}
+    assert list(by_model) == ["seasonal_naive", "arima", "ets", "theta", "combination"]
+    members = [by_model[name] for name in ("arima", "ets", "theta")]
+    combined = by_model["combination"]
+    assert combined.params == {"members": ["arima", "ets", "theta"]}
+    for field_name in ("mean", "lo_80", "hi_95"):
+        expected = np.mean([m.prediction[field_name] for m in members], axis=0)
+        np.testing.assert_allclose(combined.prediction[field_name], expected)
+    assert len(combined.folds) == PLAN.folds
+    for fold, *member_folds in zip(combined.folds, *(m.folds for m in members), strict=True):
+        expected = np.mean([f.prediction["mean"] for f in member_folds], axis=0)
+        np.testing.assert_allclose(fold.prediction["mean"], expected)
+        scored = fold.scored & np.isfinite(fold.actual)
+        mae = np.mean(np.abs(expected[scored] - fold.actual[scored]))
+        assert fold.metrics["mase"] == pytest.approx(mae / fold.scale)
+    arima_only = forecast_series(history(weekly(150)), replace(PLAN, mode="arima"))
+    assert "combination" not in {c.model for c in arima_only.candidates}
+    one_member = replace(PLAN, combination=("arima", "croston_sba"))
+    single = forecast_series(history(weekly(150), demand_class="smooth"), one_member)
+    assert "combination" not in {c.model for c in single.candidates}  # one member fitted: nothing to combine
 
 
 def test_short_history_gets_the_documented_fallback() -> None:

@@ -14,7 +14,9 @@ For one SKU-location series (`SeriesHistory`) and a `ForecastPlan`, `forecast_se
    the whole window and the forecast. The forecast's ARIMA orders are searched on the whole
    window; each backtest fold searches its own orders on its training periods only (so no fold sees
    the data its orders were chosen on; `arima.backtest_search`). Stored orders are reused from the
-   previous run (warm start) unless the backtest error has degraded beyond the threshold.
+   previous run (warm start) unless the backtest error has degraded beyond the threshold;
+4. with `--model auto`, adds the equal-weight combination of the fitted ARIMA, ETS and Theta
+   (`combination` module) as one more candidate, with its own backtest.
 
 `forecast_frame` runs this over a pandas frame of many series (what each Spark task does);
 `records_frame` turns results into the rows of the four output tables.
@@ -34,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from replenish.forecast.backtest import Fold, FoldResult, mean_mase, rolling_origin, run_backtest
+from replenish.forecast.combination import COMBINATION, combine_folds, combine_predictions
 from replenish.forecast.models import (
     ETS,
     MODELS,
@@ -583,6 +586,30 @@ def _candidate(
     )
 
 
+def combination_candidate(candidates: list[CandidateResult], members: tuple[str, ...]) -> CandidateResult | None:
+    """The equal-weight mean of the fitted `members` among `candidates` (`combination` module), or None.
+
+    A member that fell back to another model counts as that model, once; fewer than two distinct
+    members give no combination.
+    """
+    started = time.perf_counter()
+    fitted = [c for c in candidates if c.model in members and c.prediction is not None]
+    if len(fitted) < 2:
+        return None
+    names = [c.model for c in fitted]
+    return CandidateResult(
+        role="candidate",
+        requested=COMBINATION,
+        model=COMBINATION,
+        status="ok",
+        reason=f"equal-weight mean of {', '.join(names)}",
+        params={"members": names},
+        fit_seconds=time.perf_counter() - started,
+        prediction=combine_predictions([c.prediction for c in fitted if c.prediction is not None]),
+        folds=combine_folds([c.folds for c in fitted]),
+    )
+
+
 def forecast_series(
     history: SeriesHistory, plan: ForecastPlan, holidays: Mapping[np.datetime64, int] | None = None
 ) -> SeriesResult:
@@ -619,6 +646,9 @@ def forecast_series(
                 same.reason += f"; also the {role} model ({result.reason})"
                 continue
             candidates.append(result)
+        combined = combination_candidate(candidates, plan.combination)
+        if combined is not None:
+            candidates.append(combined)
         return SeriesResult(history, prepared, demand_class, candidates, dates)
     except Exception as exc:  # one bad series never fails the job: record why and go on
         log.warning("series %s/%s failed: %s", history.sku, history.location, exc, exc_info=True)

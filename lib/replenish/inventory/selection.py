@@ -415,9 +415,10 @@ def select_models(candidates: DataFrame, settings: SelectionConfig, series_colum
     Returns one row per series: sku, location, chosen (the winning candidate's struct, with every
     candidate column), candidates (int), scored_candidates (int), candidate_scores (JSON map model →
     metric over the scored candidates), selection_method (best, blend or fallback), reason,
-    horizon_model and horizon_mae: the scored candidate with the lowest backtest mean absolute error
-    over the whole horizon, what a planner reads as "the forecast" of the series (NULL when none is
-    scored). It can differ from `chosen`, which minimises the error that sizes stock.
+    horizon_model and horizon_mae: what a planner reads as "the forecast" of the series, and its
+    backtest mean absolute error over the whole horizon: `settings.horizon_preferred_model` where the
+    series has it (scored or not), else the scored candidate with the lowest backtest MAE (NULL when
+    none is scored). It can differ from `chosen`, which minimises the error that sizes stock.
     """
     metric = settings.metric
     preference = (
@@ -459,7 +460,12 @@ def select_models(candidates: DataFrame, settings: SelectionConfig, series_colum
             _json_member(F.col("model"), F.col(metric)).alias("json"),
         ),
     )
-    horizon_entry = F.when(F.col("scored") & F.col("mae").isNotNull(), F.struct(F.col("mae").alias("mae"), "model"))
+    preferred = settings.horizon_preferred_model
+    is_preferred = F.col("model") == preferred if preferred else F.lit(False)
+    horizon_entry = F.when(
+        (F.col("scored") & F.col("mae").isNotNull()) | is_preferred,
+        F.struct((~is_preferred).alias("not_preferred"), F.col("mae").alias("mae"), "model"),
+    )
     per_series = (
         ranked.select(
             "*",
