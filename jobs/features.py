@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--grain",
-        choices=("auto", "D", "W", "M"),
+        choices=("auto", *FREQUENCIES),
         help="the period one sales row stands for (a monthly extract dated on the 1st: M); default: "
         "features.grain (auto: detected from the dates and logged)",
     )

@@ -14,14 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from replenish.runtime import JobContext, job_main
+from replenish.shared import FREQUENCIES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder of raw input files (default: generate.out of the profile)")
     parser.add_argument("--skip-generate", action="store_true", help="ingest existing files instead of generating")
-    parser.add_argument(
-        "--freq", default=None, choices=["D", "W", "M"], help="demand frequency (default: features.freq)"
-    )
+    parser.add_argument("--freq", default=None, choices=FREQUENCIES, help="demand frequency (default: features.freq)")
     parser.add_argument(
         "--horizon", type=int, default=None, help="forecast horizon in periods (default: forecast.horizon)"
     )

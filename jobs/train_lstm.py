@@ -67,7 +67,7 @@ def input_tables(ctx: JobContext, freq: str, horizon_periods: int, country: str 
         if span[0] is not None:
             import datetime as dt
 
-            end = span[1] + dt.timedelta(days=horizon_periods * {"D": 1, "W": 7, "M": 31}[freq] + 31)
+            end = span[1] + dt.timedelta(days=horizon_periods * {"D": 1, "W": 7, "M": 31, "Q": 92}[freq] + 31)
             holidays = build_calendar(ctx.spark, span[0], end, freq, country).select("date", "is_holiday")
     return {"demand": demand, "factors": factors, "holidays": holidays, "versions": versions}
 

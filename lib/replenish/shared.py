@@ -17,12 +17,14 @@ if TYPE_CHECKING:
 # The key of a demand series: one SKU at one location.
 SERIES_KEYS: tuple[str, ...] = ("sku", "location")
 
-Frequency = Literal["D", "W", "M"]
-FREQUENCIES: tuple[str, ...] = ("D", "W", "M")
+Frequency = Literal["D", "W", "M", "Q"]
+FREQUENCIES: tuple[str, ...] = ("D", "W", "M", "Q")
+MONTHS_PER_PERIOD: dict[str, int] = {"M": 1, "Q": 3}
+"""The frequencies counted in calendar months (periods dated on the 1st), and their length."""
 
 
 def check_freq(freq: str) -> None:
-    """Raise ConfigError unless `freq` is D, W or M."""
+    """Raise ConfigError unless `freq` is D, W, M or Q."""
     if freq not in FREQUENCIES:
         raise ConfigError(f"freq must be one of {', '.join(FREQUENCIES)}, got {freq!r}")
 

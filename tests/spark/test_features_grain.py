@@ -29,6 +29,12 @@ def _months(spark):
     return spark.createDataFrame(rows, SALES_SCHEMA)
 
 
+def _quarters(spark):
+    """One SKU, one row per quarter dated on its first day, 2023Q1 to 2024Q2 (six quarters)."""
+    rows = [("S1", "L1", D(2023 + i // 4, 3 * (i % 4) + 1, 1), float(i + 1), 5.0, False, True, False) for i in range(6)]
+    return spark.createDataFrame(rows, SALES_SCHEMA)
+
+
 def _weeks(spark):
     """One SKU, one row per week dated on its Monday, 2024-01-01 to 2024-01-29 (five weeks)."""
     rows = [
@@ -68,3 +74,16 @@ def test_weekly_grain_keeps_its_last_week_and_cannot_be_split_into_days(spark) -
     assert rows[("S1", D(2024, 1, 29))]["demand"] == 5.0
     with pytest.raises(ValidationError, match="grain W cannot be split"):
         build_features(sales, None, FeaturesConfig(), freq="D")
+
+
+def test_quarterly_grain_is_detected_and_keeps_its_last_quarter(spark) -> None:
+    sales = _quarters(spark)
+    assert sales_grain(sales) == (D(2023, 1, 1), D(2024, 4, 1), "Q")
+    demand = build_features(sales, None, FeaturesConfig(), freq="Q")
+    rows = _demand(demand)
+    assert sorted(day for _, day in rows) == [D(2023 + i // 4, 3 * (i % 4) + 1, 1) for i in range(6)]
+    assert rows[("S1", D(2024, 4, 1))]["demand"] == 6.0
+    assert rows[("S1", D(2024, 4, 1))]["lag_4"] == 2.0  # the same quarter a year before
+    assert {row["freq"] for row in rows.values()} == {"Q"}
+    with pytest.raises(ValidationError, match="grain Q cannot be split"):
+        build_features(sales, None, FeaturesConfig(), freq="M")

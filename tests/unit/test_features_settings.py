@@ -38,7 +38,7 @@ def test_overrides_reach_one_frequency() -> None:
         ("features.xyz_thresholds=[0, 1]", "xyz_thresholds"),
         ("features.censored_below=0", "censored_below"),
         ("features.returns=keep", "returns"),
-        ("features.freq=Q", "freq"),
+        ("features.freq=H", "freq"),
         ("features.lag=[1]", "unknown setting"),
     ],
 )

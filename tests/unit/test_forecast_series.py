@@ -382,6 +382,11 @@ def test_future_dates_per_frequency() -> None:
         "2025-01-01",
         "2025-02-01",
     ]
+    assert [str(d) for d in future_dates(np.datetime64("2024-10-01"), "Q", 3)] == [
+        "2025-01-01",
+        "2025-04-01",
+        "2025-07-01",
+    ]
 
 
 def test_config_resolves_a_plan_and_rejects_bad_settings() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from replenish.errors import ConfigError, ValidationError
-from replenish.shared import check_freq
+from replenish.shared import MONTHS_PER_PERIOD, check_freq
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -29,17 +29,26 @@ CALENDAR_COLUMNS: tuple[str, ...] = (
     "is_holiday",
     "days_to_next_holiday",
 )
-_PANDAS_FREQ = {"D": "D", "W": "W-MON", "M": "MS"}
+_PANDAS_FREQ = {"D": "D", "W": "W-MON", "M": "MS", "Q": "QS-JAN"}
 
 
 def period_start(day: dt.date, freq: str) -> dt.date:
-    """The start of the period holding `day`: the day itself (D), its Monday (W) or the 1st (M)."""
+    """The start of the period holding `day`: the day itself (D), its Monday (W), the 1st of its
+    month (M) or of its quarter's first month (Q: January, April, July, October)."""
     check_freq(freq)
     if freq == "D":
         return day
     if freq == "W":
         return day - dt.timedelta(days=day.weekday())
+    if freq == "Q":
+        return day.replace(month=day.month - (day.month - 1) % 3, day=1)
     return day.replace(day=1)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """`day` (the 1st of a month) moved by `months` calendar months."""
+    index = day.year * 12 + day.month - 1 + months
+    return day.replace(year=index // 12, month=index % 12 + 1)
 
 
 def period_end(start: dt.date, freq: str) -> dt.date:
@@ -49,11 +58,10 @@ def period_end(start: dt.date, freq: str) -> dt.date:
         return start
     if freq == "W":
         return start + dt.timedelta(days=6)
-    next_month = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return next_month - dt.timedelta(days=1)
+    return add_months(start.replace(day=1), MONTHS_PER_PERIOD[freq]) - dt.timedelta(days=1)
 
 
-GRAIN_ORDER: dict[str, int] = {"D": 0, "W": 1, "M": 2}
+GRAIN_ORDER: dict[str, int] = {"D": 0, "W": 1, "M": 2, "Q": 3}
 
 
 def complete_period_range(
@@ -101,7 +109,7 @@ def period_start_column(day: Column, freq: str) -> Column:
     if freq == "W":
         # dayofweek: Sunday=1 .. Saturday=7, so (dayofweek + 5) % 7 is the number of days since Monday
         return F.date_sub(day, (F.dayofweek(day) + 5) % 7)
-    return F.trunc(day, "month")
+    return F.trunc(day, "quarter" if freq == "Q" else "month")
 
 
 def _country_holidays(country: str, years: range) -> list[dt.date]:
@@ -118,13 +126,14 @@ def calendar_frame(start: dt.date, end: dt.date, freq: str, country: str) -> pd.
     Args:
         start: first day; its period start is the first row.
         end: last day (inclusive).
-        freq: D, W (weeks starting Monday) or M (months dated on the 1st).
+        freq: D, W (weeks starting Monday), M (months dated on the 1st) or Q (quarters dated on
+            the 1st of January, April, July and October).
         country: ISO country code of the holiday calendar.
 
     Returns:
         Columns `date` (period start), `day_of_week` (ISO, 1 = Monday, of the period start),
         `week_of_year` (ISO week), `month`, `quarter`, `year` (of the period start), `is_holiday`
-        (holidays within the period: 0/1 for D, a count of holiday days for W and M) and
+        (holidays within the period: 0/1 for D, a count of holiday days for W, M and Q) and
         `days_to_next_holiday` (days from the period start to the next holiday on or after it;
         0 when the start is one).
     """

@@ -161,7 +161,7 @@ def profile_series(demand: DataFrame, products: DataFrame | None, cfg: FeaturesC
             of other frequencies are ignored.
         products: `bronze.products` for the category, or None (then `demand.category` is used).
         cfg: abc_thresholds, xyz_thresholds and the `new_series_periods` of `freq`.
-        freq: D, W or M.
+        freq: D, W, M or Q.
 
     Returns:
         The columns of `silver.series_profile` (docs/tables.md): history span and counts, total demand,

@@ -35,7 +35,7 @@ from replenish.features.calendar import (
     period_start_column,
 )
 from replenish.features.settings import FeaturesConfig, ReturnsPolicy
-from replenish.shared import check_freq
+from replenish.shared import FREQUENCIES, check_freq
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -98,21 +98,25 @@ def sales_date_range(sales: DataFrame) -> tuple[dt.date, dt.date]:
 def sales_grain(sales: DataFrame) -> tuple[dt.date, dt.date, str]:
     """First and last sales date and the grain the dates show, in one aggregate.
 
-    The grain is M when every date is the 1st of a month, W when every date is a Monday, else D (a
-    file with a single date is read as daily).
+    The grain is Q when every date is the 1st of January, April, July or October, M when every date
+    is the 1st of a month, W when every date is a Monday, else D (a file with a single date is read
+    as daily).
     """
     require_columns(sales, ["date"], "sales")
     day = F.col("date")
-    first_day, last_day, off_month, off_week = sales.agg(  # type: ignore[misc]
+    first_day, last_day, off_month, off_quarter, off_week = sales.agg(  # type: ignore[misc]
         F.min(day),
         F.max(day),
         F.count(F.when(F.dayofmonth(day) != 1, 1)),
+        F.count(F.when((F.dayofmonth(day) != 1) | (F.month(day) % 3 != 1), 1)),
         F.count(F.when(F.dayofweek(day) != 2, 1)),  # dayofweek: Sunday 1, Monday 2
     ).first()
     if first_day is None:
         raise ValidationError("sales has no rows (or no dates): nothing to build demand from")
     grain = "D"
-    if first_day < last_day and off_month == 0:
+    if first_day < last_day and off_quarter == 0:
+        grain = "Q"
+    elif first_day < last_day and off_month == 0:
         grain = "M"
     elif first_day < last_day and off_week == 0:
         grain = "W"
@@ -272,7 +276,7 @@ def build_demand(
         cfg: the features settings (`censored_below`, `returns`).
         freq: D (days), W (weeks starting Monday) or M (months, dated on the 1st).
         date_range: first and last sales date, when already known; otherwise collected from `sales`.
-        grain: the period a sales row stands for (D, W, M; see `FeaturesConfig.grain`).
+        grain: the period a sales row stands for (D, W, M, Q; see `FeaturesConfig.grain`).
 
     Returns:
         freq, sku, location, date (period start), category, demand (units; observed sales when
@@ -323,7 +327,7 @@ def table_lag_columns(cfg: FeaturesConfig) -> list[str]:
     A Delta table has one schema for all its `freq` partitions; a column configured for another
     frequency only (e.g. `lag_52` of weekly series) is null in the rows of this one.
     """
-    settings = [cfg.for_freq(freq) for freq in ("D", "W", "M")]
+    settings = [cfg.for_freq(freq) for freq in FREQUENCIES]
     return lag_columns(
         sorted({lag for each in settings for lag in each.lags}),
         sorted({window for each in settings for window in each.rolling_windows}),
@@ -387,8 +391,8 @@ def build_features(
         sales: `bronze.sales`.
         products: `bronze.products`, or None when there is no product master.
         cfg: the features settings; `cfg.for_freq(freq)` gives lags and windows.
-        freq: D, W or M.
-        grain: the period a sales row stands for (D, W, M or auto); None: `cfg.grain`.
+        freq: D, W, M or Q.
+        grain: the period a sales row stands for (D, W, M, Q or auto); None: `cfg.grain`.
         date_range: the first and last day of all the sales, when `sales` holds only some series (an
             incremental build): every series runs to the end of the data, not of its own sales.
 

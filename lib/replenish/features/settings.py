@@ -66,25 +66,30 @@ def _monthly() -> FeaturePeriods:
     return FeaturePeriods(lags=(1, 2, 3, 12), rolling_windows=(3, 6), regular_price_window=3, new_series_periods=2)
 
 
+def _quarterly() -> FeaturePeriods:
+    return FeaturePeriods(lags=(1, 2, 4), rolling_windows=(4,), regular_price_window=2, new_series_periods=2)
+
+
 @dataclass(frozen=True)
 class FeaturesConfig:
     """Settings of `replenish features`.
 
     Attributes:
         freq: the frequency built when `--freq` is not given: D (days), W (weeks starting Monday),
-            M (calendar months).
+            M (calendar months), Q (calendar quarters).
         censored_below: a period whose in-stock share is below this is `censored`: it was mostly out
             of stock, so its sales understate demand.
         returns: `exclude` (demand is gross sales; return rows add nothing) or `net` (returns are
             subtracted on the day they come back, floored at zero per day).
         country: ISO 3166 code of the holiday calendar (the `holidays` package).
-        grain: the period one sales row stands for: `auto` (detected: M when every date is the 1st
-            of a month, W when every date is a Monday, else D; logged), or D, W, M as declared. A
+        grain: the period one sales row stands for: `auto` (detected: Q when every date is the 1st
+            of January, April, July or October, M when every date is the 1st of a month, W when
+            every date is a Monday, else D; logged), or D, W, M, Q as declared. A
             row of a coarser grain covers its whole period, so the last month of a monthly extract
             dated on the 1st is kept, and a stockout flag holds for the whole period.
         abc_thresholds: cumulative revenue shares closing classes A and B, e.g. (0.8, 0.95).
         xyz_thresholds: coefficients of variation of period demand closing classes X and Y.
-        daily, weekly, monthly: period counts per frequency.
+        daily, weekly, monthly, quarterly: period counts per frequency.
     """
 
     freq: Frequency = "D"
@@ -93,16 +98,17 @@ class FeaturesConfig:
     country: str = "US"
     abc_thresholds: tuple[float, float] = (0.8, 0.95)
     xyz_thresholds: tuple[float, float] = (0.5, 1.0)
-    grain: Literal["auto", "D", "W", "M"] = "auto"
+    grain: Literal["auto", "D", "W", "M", "Q"] = "auto"
     daily: FeaturePeriods = field(default_factory=_daily)
     weekly: FeaturePeriods = field(default_factory=_weekly)
     monthly: FeaturePeriods = field(default_factory=_monthly)
+    quarterly: FeaturePeriods = field(default_factory=_quarterly)
 
     def __post_init__(self) -> None:
         if self.freq not in FREQUENCIES:
             raise ConfigError(f"features.freq must be one of {', '.join(FREQUENCIES)}, got {self.freq!r}")
         if self.grain not in ("auto", *FREQUENCIES):
-            raise ConfigError(f"features.grain must be auto, D, W or M, got {self.grain!r}")
+            raise ConfigError(f"features.grain must be auto, D, W, M or Q, got {self.grain!r}")
         if self.returns not in ("exclude", "net"):
             raise ConfigError(f"features.returns must be exclude or net, got {self.returns!r}")
         if not 0.0 < self.censored_below <= 1.0:
@@ -119,4 +125,4 @@ class FeaturesConfig:
     def for_freq(self, freq: str) -> FeaturePeriods:
         """The period counts of `freq` (D, W or M)."""
         check_freq(freq)
-        return {"D": self.daily, "W": self.weekly, "M": self.monthly}[freq]
+        return {"D": self.daily, "W": self.weekly, "M": self.monthly, "Q": self.quarterly}[freq]

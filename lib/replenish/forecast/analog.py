@@ -115,7 +115,8 @@ def analog_pairs(
 
 
 def _step(freq: str) -> pd.DateOffset:
-    return {"D": pd.DateOffset(days=1), "W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1)}[freq]
+    months = {"M": 1, "Q": 3}
+    return pd.DateOffset(months=months[freq]) if freq in months else pd.DateOffset(days=7 if freq == "W" else 1)
 
 
 class AnalogModel:

@@ -32,6 +32,7 @@ from replenish.errors import ValidationError
 from replenish.forecast.backtest import METRICS, SCORE_KEYS, score_frame
 from replenish.forecast.series import RECORD_COLUMNS, forecast_batches
 from replenish.forecast.settings import REGRESSORS, ForecastPlan
+from replenish.shared import MONTHS_PER_PERIOD
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -118,8 +119,8 @@ class ForecastTables:
 
 def _window_start(last: dt.date, plan: ForecastPlan) -> dt.date:
     periods = plan.windows.train_periods
-    if plan.freq == "M":
-        months = last.year * 12 + last.month - 1 - (periods - 1)
+    if plan.freq in MONTHS_PER_PERIOD:
+        months = last.year * 12 + last.month - 1 - (periods - 1) * MONTHS_PER_PERIOD[plan.freq]
         return dt.date(months // 12, months % 12 + 1, 1)
     return last - dt.timedelta(days=(periods - 1) * (7 if plan.freq == "W" else 1))
 
@@ -279,12 +280,12 @@ def forecast_tables(
 def _future_holidays(
     start: dt.date, last: dt.date, plan: ForecastPlan, country: str | None
 ) -> dict[np.datetime64, int]:
-    """Holiday flags (D) or holiday-day counts (W, M) per period start, history through the horizon."""
+    """Holiday flags (D) or holiday-day counts (W, M, Q) per period start, history through the horizon."""
     if not country or "is_holiday" not in plan.arima.regressors:
         return {}
     from replenish.features.calendar import calendar_frame
 
-    horizon_days = plan.horizon * {"D": 1, "W": 7, "M": 31}[plan.freq] + 31
+    horizon_days = plan.horizon * {"D": 1, "W": 7, "M": 31, "Q": 92}[plan.freq] + 31
     frame = calendar_frame(start, last + dt.timedelta(days=horizon_days), plan.freq, country)
     dates = pd.to_datetime(frame["date"]).to_numpy().astype("datetime64[D]")
     return {day: int(flag) for day, flag in zip(dates, frame["is_holiday"].to_numpy(), strict=True) if flag}

@@ -55,6 +55,7 @@ from replenish.forecast.models import (
     ordered_coefficients,
 )
 from replenish.forecast.settings import REGRESSORS, ForecastPlan
+from replenish.shared import MONTHS_PER_PERIOD
 
 log = logging.getLogger(__name__)
 
@@ -379,11 +380,11 @@ def make_model(
 
 
 def future_dates(last: np.datetime64, freq: str, h: int) -> np.ndarray:
-    """The `h` period starts after `last` (a day, a Monday or the 1st of a month)."""
+    """The `h` period starts after `last` (a day, a Monday, or the 1st of a month or quarter)."""
     steps = np.arange(1, h + 1)
     last_day = np.datetime64(last, "D")
-    if freq == "M":
-        return (last_day.astype("datetime64[M]") + steps).astype("datetime64[D]")
+    if freq in MONTHS_PER_PERIOD:
+        return (last_day.astype("datetime64[M]") + steps * MONTHS_PER_PERIOD[freq]).astype("datetime64[D]")
     return last_day + steps * (7 if freq == "W" else 1)
 
 

@@ -61,6 +61,10 @@ def _monthly() -> ForecastPeriods:
     return ForecastPeriods(season_length=12, train_periods=60, min_arima_periods=18, recent_periods=3)
 
 
+def _quarterly() -> ForecastPeriods:
+    return ForecastPeriods(season_length=4, train_periods=40, min_arima_periods=12, recent_periods=2)
+
+
 @dataclass(frozen=True)
 class ArimaSettings:
     """The order search of the per-series ARIMA (statsforecast `AutoARIMA`).
@@ -271,7 +275,7 @@ class ForecastConfig:
             named `combination`, for the series with two or more of them fitted; empty: none. On
             real monthly panels the mean of ARIMA, ETS and Theta forecasts better than any of them
             and than a per-series choice among them (docs/forecasting.md).
-        daily, weekly, monthly: period counts per frequency.
+        daily, weekly, monthly, quarterly: period counts per frequency.
     """
 
     model: ForecastMode = "auto"
@@ -289,6 +293,7 @@ class ForecastConfig:
     daily: ForecastPeriods = field(default_factory=_daily)
     weekly: ForecastPeriods = field(default_factory=_weekly)
     monthly: ForecastPeriods = field(default_factory=_monthly)
+    quarterly: ForecastPeriods = field(default_factory=_quarterly)
     lstm: LstmSettings = field(default_factory=LstmSettings)
 
     def __post_init__(self) -> None:
@@ -326,9 +331,9 @@ class ForecastConfig:
                 raise ConfigError(f"forecast.routing.{demand_class}: unknown model {name!r}; known: {sorted(MODELS)}")
 
     def for_freq(self, freq: str) -> ForecastPeriods:
-        """The period counts of `freq` (D, W or M)."""
+        """The period counts of `freq` (D, W, M or Q)."""
         check_freq(freq)
-        return {"D": self.daily, "W": self.weekly, "M": self.monthly}[freq]
+        return {"D": self.daily, "W": self.weekly, "M": self.monthly, "Q": self.quarterly}[freq]
 
     def plan(
         self,
@@ -342,7 +347,7 @@ class ForecastConfig:
         """Resolve the settings of one run into the `ForecastPlan` the executors receive.
 
         Args:
-            freq: D, W or M.
+            freq: D, W, M or Q.
             model: overrides `model` (the job's `--model`).
             horizon: overrides `horizon` (the job's `--horizon`).
             full_search: ignore stored ARIMA orders and search every series (the job's `--full-search`).
@@ -383,7 +388,7 @@ class ForecastPlan:
     """Everything the per-series code needs for one run, resolved for one frequency.
 
     Attributes:
-        freq: D, W or M.
+        freq: D, W, M or Q.
         mode: auto, baseline or arima (see `ForecastConfig.model`).
         horizon: periods to forecast.
         windows: the frequency's period counts.

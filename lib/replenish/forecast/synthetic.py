@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-_SEASON = {"D": 7, "W": 52, "M": 12}
-_STEP = {"D": "D", "W": "W-MON", "M": "MS"}
+_SEASON = {"D": 7, "W": 52, "M": 12, "Q": 4}
+_STEP = {"D": "D", "W": "W-MON", "M": "MS", "Q": "QS-JAN"}
 
 
 def synthetic_demand(

@@ -20,7 +20,7 @@ SelectionMetric = Literal["lead_time_rmse", "rmse", "mae", "wape"]
 SelectionMethod = Literal["best", "blend"]
 
 # Length of one period of each frequency, in days (a month is a twelfth of a Julian year).
-PERIOD_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
+PERIOD_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0, "Q": 365.25 / 4.0}
 DAYS_PER_YEAR = 365.25
 
 
@@ -120,7 +120,7 @@ class InventoryConfig:
     """Settings of `replenish inventory` (and the policy that `replenish simulate` replays).
 
     Attributes:
-        freq: the series frequency to plan on (D, W or M); periods of this length are the unit of
+        freq: the series frequency to plan on (D, W, M or Q); periods of this length are the unit of
             demand rates and forecast errors. The jobs set it from `--freq` (else `features.freq`).
         policy: which policy's order the plan recommends: `periodic` (R, S) or `continuous` (s, Q).
             Both policies' levels are always computed.
@@ -176,7 +176,7 @@ class InventoryConfig:
 
     def __post_init__(self) -> None:
         if self.freq not in PERIOD_DAYS:
-            raise ConfigError(f"inventory.freq must be one of D, W, M, got {self.freq!r}")
+            raise ConfigError(f"inventory.freq must be one of D, W, M, Q, got {self.freq!r}")
         if self.policy not in ("periodic", "continuous"):
             raise ConfigError(f"inventory.policy must be periodic or continuous, got {self.policy!r}")
         if self.service_measure not in ("cycle", "fill_rate"):

@@ -88,7 +88,7 @@ class LstmSettings:
             raise ConfigError(f"forecast.lstm.row_group_bytes must be >= 1024, got {self.row_group_bytes}")
 
     def history_for(self, freq: str) -> int:
-        """Encoder length in periods of `freq`: `history`, or 8 weeks (D), a year (W), 2 years (M)."""
+        """Encoder length in periods of `freq`: `history`, or 8 weeks (D), a year (W), 2 years (M, Q: 8)."""
         if self.history is not None:
             return self.history
-        return {"D": 56, "W": 52, "M": 24}[freq]
+        return {"D": 56, "W": 52, "M": 24, "Q": 8}[freq]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from replenish.errors import ValidationError
+from replenish.shared import FREQUENCIES, MONTHS_PER_PERIOD
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -49,7 +50,7 @@ WINDOW_COLUMNS: tuple[str, ...] = (
     "projection",
 )
 _REQUIRED = ("freq", "sku", "location", "date", "demand", "censored")
-_EPOCH = {"D": "1970-01-01", "W": "1970-01-05", "M": "1970-01-01"}
+_EPOCH = {"D": "1970-01-01", "W": "1970-01-05", "M": "1970-01-01", "Q": "1970-01-01"}
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,8 @@ class WindowSpec:
     projection_dim: int = 4
 
     def __post_init__(self) -> None:
-        if self.freq not in ("D", "W", "M"):
-            raise ValidationError(f"freq must be D, W or M, got {self.freq!r}")
+        if self.freq not in FREQUENCIES:
+            raise ValidationError(f"freq must be one of {', '.join(FREQUENCIES)}, got {self.freq!r}")
         if self.history < 2 or self.horizon < 1:
             raise ValidationError(f"history must be >= 2 and horizon >= 1, got {self.history}, {self.horizon}")
 
@@ -73,8 +74,8 @@ def period_index(date: Column, freq: str) -> Column:
     """A global integer index of the period starting at `date` (consecutive periods differ by 1)."""
     from pyspark.sql import functions as F
 
-    if freq == "M":
-        return ((F.year(date) - 1970) * 12 + F.month(date) - 1).cast("int")
+    if freq in MONTHS_PER_PERIOD:
+        return F.floor(((F.year(date) - 1970) * 12 + F.month(date) - 1) / MONTHS_PER_PERIOD[freq]).cast("int")
     days = F.datediff(date, F.lit(_EPOCH[freq]).cast("date"))
     return (F.floor(days / 7) if freq == "W" else days).cast("int")
 
@@ -84,23 +85,24 @@ def period_date(index: Column, freq: str) -> Column:
     from pyspark.sql import functions as F
 
     epoch = F.lit(_EPOCH[freq]).cast("date")
-    if freq == "M":
-        return F.add_months(epoch, index)
+    if freq in MONTHS_PER_PERIOD:
+        return F.add_months(epoch, index * MONTHS_PER_PERIOD[freq])
     return F.date_add(epoch, index * 7 if freq == "W" else index)
 
 
 def index_of(day: dt.date, freq: str) -> int:
     """`period_index` of a Python date (for cutoffs computed on the driver from one scalar)."""
-    if freq == "M":
-        return (day.year - 1970) * 12 + day.month - 1
+    if freq in MONTHS_PER_PERIOD:
+        return ((day.year - 1970) * 12 + day.month - 1) // MONTHS_PER_PERIOD[freq]
     days = (day - dt.date.fromisoformat(_EPOCH[freq])).days
     return days // 7 if freq == "W" else days
 
 
 def date_of(index: int, freq: str) -> dt.date:
     """Inverse of `index_of`."""
-    if freq == "M":
-        return dt.date(1970 + index // 12, index % 12 + 1, 1)
+    if freq in MONTHS_PER_PERIOD:
+        months = index * MONTHS_PER_PERIOD[freq]
+        return dt.date(1970 + months // 12, months % 12 + 1, 1)
     return dt.date.fromisoformat(_EPOCH[freq]) + dt.timedelta(days=index * 7 if freq == "W" else index)
 
 
