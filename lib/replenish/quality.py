@@ -9,6 +9,11 @@ Four checks, each with a threshold from the `quality:` settings:
   values below zero above `max_null_share` / `max_negative_share`.
 * `missing_day`: days within the last `missing_day_lookback_days` (from the input's first day in that
   span to its latest) with no row at all, more than `max_missing_days` (a day the feed never sent).
+  An extract at a coarser grain (every date a Monday, the 1st of a month, or of a quarter) is checked
+  for missing weeks, months or quarters instead: its days between two rows are not missing.
+
+A column the input contract lets a file leave out (sales' `price`) that holds no value in any row
+is not supplied, not broken: its null share is recorded as passed, with that reason.
 
 A check that is off its threshold either fails the run (`DataQualityError`, naming the table, the
 column and the values) or logs a warning, per `on_failure` and the per-check `actions`; every check,
@@ -120,15 +125,19 @@ class InputCheck:
         date_column: the column of the day a row belongs to; None: the input has no date (no window,
             no `missing_day`).
         missing_days: run `missing_day` (an input with a row for every day, like sales).
+        optional_columns: those of `columns` that a file may leave out (module docstring).
     """
 
     table: str
     columns: tuple[str, ...] = ()
     date_column: str | None = None
     missing_days: bool = False
+    optional_columns: tuple[str, ...] = ()
 
 
-SALES_CHECK = InputCheck("bronze.sales", columns=("quantity", "price"), date_column="date", missing_days=True)
+SALES_CHECK = InputCheck(
+    "bronze.sales", columns=("quantity", "price"), date_column="date", missing_days=True, optional_columns=("price",)
+)
 """What the forecast's gate checks: the daily sales every series is built from."""
 FORECAST_CHECK = InputCheck("gold.forecast", columns=("yhat",))
 """What the plan's gate checks in the forecast run it plans from."""
@@ -145,7 +154,9 @@ class InputProfile:
         nulls: per checked column, null values among those rows.
         negatives: per checked column, values below zero among those rows.
         latest_day: the latest day of a dated input (None otherwise, or when it is empty).
-        missing: days without a row in the missing-day span, oldest first.
+        missing: periods without a row in the missing-day span (their first days), oldest first.
+        grain: the period of those: day, week, month or quarter (what the dates show).
+        unsupplied: the optional columns without a value in any row of the input.
     """
 
     rows: int
@@ -153,6 +164,8 @@ class InputProfile:
     negatives: dict[str, int]
     latest_day: dt.date | None = None
     missing: tuple[dt.date, ...] = ()
+    grain: str = "day"
+    unsupplied: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,8 +193,13 @@ def profile_input(df: DataFrame, spec: InputCheck, settings: QualityConfig) -> I
         raise ValidationError(f"{spec.table}: the quality gate needs column(s) {missing_columns}, not in the data")
     latest_day: dt.date | None = None
     rows = df
+    # whether an optional column holds any value, in the one pass over the whole input
+    supplied = [F.count(column).alias(f"supplied_{i}") for i, column in enumerate(spec.optional_columns)]
+    whole = df.agg(F.max(spec.date_column) if spec.date_column else F.lit(None), *supplied).first()
+    assert whole is not None
+    unsupplied = tuple(column for i, column in enumerate(spec.optional_columns) if not whole[f"supplied_{i}"])
     if spec.date_column is not None:
-        latest_day = df.agg(F.max(spec.date_column)).first()[0]  # type: ignore[index]
+        latest_day = whole[0]
         if latest_day is None:
             return InputProfile(rows=0, nulls=dict.fromkeys(spec.columns, 0), negatives=dict.fromkeys(spec.columns, 0))
         window_start = latest_day - dt.timedelta(days=settings.row_window_days - 1)
@@ -193,6 +211,7 @@ def profile_input(df: DataFrame, spec: InputCheck, settings: QualityConfig) -> I
     measured = rows.agg(*aggregates).first()
     assert measured is not None
     missing: tuple[dt.date, ...] = ()
+    grain = "day"
     if spec.missing_days and spec.date_column is not None and latest_day is not None:
         span_start = latest_day - dt.timedelta(days=settings.missing_day_lookback_days - 1)
         present = {
@@ -202,16 +221,42 @@ def profile_input(df: DataFrame, spec: InputCheck, settings: QualityConfig) -> I
             .distinct()
             .collect()
         }
-        first = min(present)
-        span = ((first + dt.timedelta(days=offset)) for offset in range((latest_day - first).days + 1))
-        missing = tuple(day for day in span if day not in present)
+        grain, missing = missing_periods(present)
     return InputProfile(
         rows=int(measured["rows"]),
         nulls={column: int(measured[f"null_{i}"] or 0) for i, column in enumerate(spec.columns)},
         negatives={column: int(measured[f"negative_{i}"] or 0) for i, column in enumerate(spec.columns)},
         latest_day=latest_day,
         missing=missing,
+        grain=grain,
+        unsupplied=unsupplied,
     )
+
+
+def missing_periods(present: set[dt.date]) -> tuple[str, tuple[dt.date, ...]]:
+    """The grain the dates show and the periods between the first and the last without a date.
+
+    The grain is the one `replenish features` detects: quarter when every date is the 1st of January,
+    April, July or October, month when every date is a 1st, week when every date is a Monday, else day.
+    """
+    first, last = min(present), max(present)
+    several = len(present) > 1
+    if several and all(d.day == 1 and d.month % 3 == 1 for d in present):
+        grain, months = "quarter", 3
+    elif several and all(d.day == 1 for d in present):
+        grain, months = "month", 1
+    elif several and all(d.weekday() == 0 for d in present):
+        span = (first + dt.timedelta(weeks=k) for k in range((last - first).days // 7 + 1))
+        return "week", tuple(d for d in span if d not in present)
+    else:
+        span = (first + dt.timedelta(days=k) for k in range((last - first).days + 1))
+        return "day", tuple(d for d in span if d not in present)
+    index = first.year * 12 + first.month - 1
+    starts = []
+    while (day := dt.date(index // 12, index % 12 + 1, 1)) <= last:
+        starts.append(day)
+        index += months
+    return grain, tuple(d for d in starts if d not in present)
 
 
 def evaluate(
@@ -258,6 +303,19 @@ def evaluate(
             f"(collapse below {settings.min_row_ratio:.0%})",
         )
     for column in spec.columns:
+        if column in profile.unsupplied:
+            judge(
+                "null_share",
+                column,
+                None,
+                settings.max_null_share,
+                False,
+                None,
+                f"{spec.table}.{column}: no value in any row (an optional column the input does not supply): "
+                "not checked",
+            )
+            judge("negative_share", column, None, settings.max_negative_share, False, None, "no value: not checked")
+            continue
         for check, counts, threshold in (
             ("null_share", profile.nulls, settings.max_null_share),
             ("negative_share", profile.negatives, settings.max_negative_share),
@@ -284,7 +342,7 @@ def evaluate(
             float(settings.max_missing_days),
             len(profile.missing) > settings.max_missing_days,
             None,
-            f"{spec.table}: {len(profile.missing)} day(s) without any row in the last "
+            f"{spec.table}: {len(profile.missing)} {profile.grain}(s) without any row in the last "
             f"{settings.missing_day_lookback_days} days up to {profile.latest_day}"
             + (f": {shown}{more}" if profile.missing else "")
             + f" (tolerated: {settings.max_missing_days})",

@@ -65,6 +65,16 @@ def test_a_missing_day_of_sales(spark, lake, caplog, action: str) -> None:
     assert _recorded(lake, "run-1")[("missing_day", "date")] == action
 
 
+def test_a_monthly_extract_without_prices_passes(spark, lake) -> None:
+    """One row per month dated on the 1st and no price column: no missing day, no null price failure."""
+    rows = [(sku, "L1", dt.date(2024, month, 1), 3.0, None) for sku in ("A", "B") for month in range(1, 13)]
+    sales = spark.createDataFrame(rows, "sku string, location string, date date, quantity double, price double")
+    results = _gate(lake, sales, QualityConfig(), "run-m")
+    assert {r.status for r in results} == {"pass"}, [r.message for r in results if r.status != "pass"]
+    (missing,) = [r for r in results if r.check == "missing_day"]
+    assert "0 month(s)" in missing.message
+
+
 @pytest.mark.parametrize("action", ["fail", "warn"])
 def test_null_and_negative_shares_over_the_threshold(spark, lake, action: str) -> None:
     sales = _sales(spark, null_price_every=5, negative_every=4)  # 20% of prices null, 25% returns

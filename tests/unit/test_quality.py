@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 
 from replenish.errors import ConfigError
-from replenish.quality import SALES_CHECK, InputProfile, QualityConfig, evaluate
+from replenish.quality import SALES_CHECK, InputProfile, QualityConfig, evaluate, missing_periods
 
 CLEAN = InputProfile(rows=1000, nulls={"quantity": 0, "price": 10}, negatives={"quantity": 5, "price": 0})
 
@@ -67,6 +68,36 @@ def test_missing_days_are_listed_and_tolerated_up_to_the_setting() -> None:
     assert strict.status == "fail" and "2025-05-03" in strict.message
     tolerant = evaluate(SALES_CHECK, gap, QualityConfig(max_missing_days=1), last_rows=None)
     assert _by_check(tolerant, "missing_day").status == "pass"
+
+
+def test_an_extract_at_a_coarser_grain_is_checked_for_missing_periods_of_that_grain() -> None:
+    months = {dt.date(2024, m, 1) for m in range(1, 13) if m != 5}
+    assert missing_periods(months) == ("month", (dt.date(2024, 5, 1),))
+    quarters = {dt.date(2023, 1, 1), dt.date(2023, 4, 1), dt.date(2023, 10, 1), dt.date(2024, 1, 1)}
+    assert missing_periods(quarters) == ("quarter", (dt.date(2023, 7, 1),))
+    mondays = {dt.date(2024, 1, 1) + dt.timedelta(weeks=k) for k in (0, 1, 3)}
+    assert missing_periods(mondays) == ("week", (dt.date(2024, 1, 15),))
+    days = {dt.date(2024, 1, 1), dt.date(2024, 1, 3)}
+    assert missing_periods(days) == ("day", (dt.date(2024, 1, 2),))
+    gap = InputProfile(
+        rows=11,
+        nulls={"quantity": 0, "price": 0},
+        negatives={"quantity": 0, "price": 0},
+        latest_day=dt.date(2024, 12, 1),
+        missing=(dt.date(2024, 5, 1),),
+        grain="month",
+    )
+    verdict = _by_check(evaluate(SALES_CHECK, gap, QualityConfig(), last_rows=None), "missing_day")
+    assert verdict.status == "fail" and "1 month(s) without any row" in verdict.message
+
+
+def test_an_optional_column_that_no_row_supplies_is_not_a_null_share_failure() -> None:
+    unpriced = InputProfile(rows=100, nulls={"quantity": 0, "price": 100}, negatives={"quantity": 0, "price": 0})
+    broken = evaluate(SALES_CHECK, unpriced, QualityConfig(), last_rows=None)
+    assert _by_check(broken, "null_share", "price").status == "fail"  # prices stopped coming: a failure
+    none_at_all = dataclasses.replace(unpriced, unsupplied=("price",))
+    verdict = _by_check(evaluate(SALES_CHECK, none_at_all, QualityConfig(), last_rows=None), "null_share", "price")
+    assert verdict.status == "pass" and "does not supply" in verdict.message
 
 
 def test_a_check_turned_off_is_neither_run_nor_recorded() -> None:
