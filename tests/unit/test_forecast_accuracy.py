@@ -83,3 +83,25 @@ def test_auto_mode_backtests_ets_with_trend_theta_and_the_combination_beside_ari
     assert ets.params["method"].split(",")[1] != "N"  # a trend was selected: ETS(A,A,A), ETS(M,Ad,M), ...
     only_arima = forecast_series(monthly_history(trend, demand_class="smooth"), replace(plan, mode="arima"))
     assert [c.model for c in only_arima.candidates] == ["arima"]
+
+
+def test_a_short_quarterly_series_is_forecast_by_every_candidate_or_its_fallback() -> None:
+    """30 quarters, 6 folds of 8: the earliest folds train on a handful of quarters, which statsforecast's
+    ETS refuses ("tiny datasets"); the model falls back there instead of failing the series."""
+    rng = np.random.default_rng(5)
+    values = np.round(np.tile([100.0, 130, 160, 90], 8)[:30] * np.linspace(1, 1.6, 30) + rng.normal(0, 8, 30))
+    start = np.datetime64("2017-01", "M")
+    history = SeriesHistory(
+        sku="Q1",
+        location="L1",
+        dates=(start + 3 * np.arange(values.size)).astype("datetime64[D]"),
+        demand=values,
+        censored=np.zeros(values.size, bool),
+        demand_class="smooth",
+        top_revenue=True,
+    )
+    result = forecast_series(history, default_plan("Q", horizon=8, run_date="2019-10-01"))
+    assert result.error is None, result.error
+    assert result.candidates and all(c.prediction is not None for c in result.candidates)
+    assert all(c.prediction["mean"].size == 8 for c in result.candidates if c.prediction is not None)
+    assert [str(d) for d in result.forecast_dates[:2]] == ["2024-07-01", "2024-10-01"]

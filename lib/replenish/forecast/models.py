@@ -51,7 +51,15 @@ def _quiet(call: Callable[[], Any], what: str) -> Any:
             return call()
     except FitError:
         raise
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError, IndexError, TypeError, KeyError) as exc:
+    except (  # NotImplementedError: statsforecast ETS on "tiny datasets"
+        ValueError,
+        ArithmeticError,
+        np.linalg.LinAlgError,
+        IndexError,
+        TypeError,
+        KeyError,
+        NotImplementedError,
+    ) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FitError(f"{what} failed: {type(exc).__name__}: {message[:200]}") from exc
 
