@@ -22,7 +22,7 @@ WIDGETS = {"lake": "./lakehouse", "raw": "./data/raw", "freq": "D", "horizon": "
 try:
     dbutils.widgets.text("lake", "/dbfs/replenish/lakehouse", "Lake root")
     dbutils.widgets.text("raw", "/dbfs/replenish/raw", "Raw files")
-    dbutils.widgets.dropdown("freq", "D", ["D", "W", "M"], "Frequency")
+    dbutils.widgets.dropdown("freq", "D", ["D", "W", "M", "Q"], "Frequency")
     dbutils.widgets.text("horizon", "28", "Horizon (periods)")
     dbutils.widgets.text("run_date", "", "Run date (YYYY-MM-DD; empty: today)")
     dbutils.widgets.text("settings", "", "Overrides (key=value ...)")

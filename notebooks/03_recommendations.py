@@ -8,6 +8,8 @@
 
 # COMMAND ----------
 
+import os
+
 from pyspark.sql import SparkSession
 
 from replenish import config
@@ -19,8 +21,9 @@ try:
     dbutils.widgets.text("run_date", "", "Run date (YYYY-MM-DD; empty: today)")
     lake_root = dbutils.widgets.get("lake")
     run_date_text = dbutils.widgets.get("run_date")
-except NameError:
-    lake_root, run_date_text = "./lakehouse", ""
+except NameError:  # not on Databricks: NOTEBOOK_<NAME> environment variables, else the defaults
+    lake_root = os.environ.get("NOTEBOOK_LAKE", "./lakehouse")
+    run_date_text = os.environ.get("NOTEBOOK_RUN_DATE", "")
 
 import datetime as dt
 

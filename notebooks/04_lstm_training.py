@@ -28,13 +28,15 @@ from pyspark.sql import SparkSession
 
 try:
     dbutils.widgets.text("lake", "/dbfs/replenish/lakehouse", "Lake root")
-    dbutils.widgets.dropdown("freq", "D", ["D", "W", "M"], "Frequency")
+    dbutils.widgets.dropdown("freq", "D", ["D", "W", "M", "Q"], "Frequency")
     dbutils.widgets.text("workers", "2", "Training workers (GPUs)")
     dbutils.widgets.dropdown("use_gpu", "true", ["true", "false"], "One GPU per task")
-    params = {name: dbutils.widgets.get(name) for name in ("lake", "freq", "workers", "use_gpu")}
+    dbutils.widgets.text("settings", "", "Overrides (key=value ...)")
+    params = {name: dbutils.widgets.get(name) for name in ("lake", "freq", "workers", "use_gpu", "settings")}
     profile = "databricks"
-except NameError:  # not on Databricks: local Spark, CPU
-    params = {"lake": "./lakehouse", "freq": "D", "workers": "1", "use_gpu": "false"}
+except NameError:  # not on Databricks: local Spark, CPU; NOTEBOOK_<NAME> environment variables, else the defaults
+    defaults = {"lake": "./lakehouse", "freq": "D", "workers": "1", "use_gpu": "false", "settings": ""}
+    params = {name: os.environ.get(f"NOTEBOOK_{name.upper()}", value) for name, value in defaults.items()}
     profile = "local"
 
 spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
@@ -53,7 +55,7 @@ from replenish.forecast import ForecastConfig
 from replenish.io.lake import Lake
 from replenish.neural import pipeline
 
-settings = config.load(profile, [])
+settings = config.load(profile, params["settings"].split())
 forecast_cfg = config.section(settings, "forecast", ForecastConfig)
 lstm_settings = dataclasses.replace(
     forecast_cfg.lstm, workers=int(params["workers"]), use_gpu=params["use_gpu"] == "true"

@@ -108,3 +108,60 @@ def test_the_tracked_runs_notebook_shows_each_nights_accuracy_and_service(pipeli
     target = simulation.agg(F.avg("service_target")).first()[0]
     assert run["service"]["target"].iat[0] == pytest.approx(target, abs=5e-5)  # the job reports 4 decimals
     assert accuracy["tags.replenish.run_id"].iat[0] in run.output
+
+
+def test_the_recommendations_notebook_publishes_and_shows_a_user_and_their_first_skus_neighbours(
+    pipeline: dict, spark, tmp_path: Path
+) -> None:
+    """03_recommendations.py on a lake that holds only interactions (the nightly run's, copied): its own
+    lake, so the nightly tables other tests read stay as they were."""
+    lake = Lake(spark, str(tmp_path / "lakehouse"))
+    interactions = pipeline["lake"].read("bronze.interactions")
+    lake.write(interactions, "bronze.interactions", mode="overwrite")
+    run = run_notebook(
+        NOTEBOOKS / "03_recommendations.py", spark=spark, parameters={"lake": lake.root, "run_date": "2025-03-01"}
+    )
+    run_id, result = run["run_id"], run["result"]
+    evaluation = run["evaluation"].toPandas()
+    assert set(evaluation["run_id"]) == {run_id} and set(evaluation["model"]) == {"als", "popularity"}
+    chosen = evaluation[evaluation["chosen"]]
+    assert len(chosen) == 1 and chosen["ndcg_at_k"].iat[0] == pytest.approx(result.metrics["als"]["ndcg_at_k"])
+    assert str(result.metrics) in run.output
+    # the user shown: their recommendations, best first, none of them a SKU they purchased
+    user = run["user"].user_id
+    shown = lake.read("gold.recommendations").where(F.col("user_id") == user).orderBy("rank").toPandas()
+    assert list(shown["rank"]) == list(range(1, len(shown) + 1)) and len(shown) > 0
+    bought = interactions.where((F.col("user_id") == user) & (F.col("event") == "purchase"))
+    purchased = {row.sku for row in bought.collect()}
+    assert purchased.isdisjoint(shown["sku"])
+    # the neighbours of their first SKU: ranked, never the SKU itself, and its factors projected
+    first = run["first_sku"]
+    assert first == shown["sku"].iat[0]
+    neighbours = lake.read("gold.similar_items").where(F.col("sku") == first).orderBy("rank").toPandas()
+    assert len(neighbours) > 0 and first not in set(neighbours["similar_sku"])
+    assert neighbours["similarity"].is_monotonic_decreasing
+    assert lake.read("gold.item_factors").where(F.col("sku") == first).count() == 1
+
+
+def test_the_lstm_notebook_trains_saves_and_forecasts_every_series_on_cpu(
+    pipeline: dict, spark, tmp_path: Path
+) -> None:
+    """04_lstm_training.py outside Databricks: one CPU worker, a lake that holds only the nightly demand."""
+    lake = Lake(spark, str(tmp_path / "lakehouse"))
+    demand = pipeline["lake"].read("silver.demand")
+    lake.write(demand, "silver.demand", mode="overwrite")
+    settings = "forecast.lstm.epochs=2 forecast.horizon=14 forecast.backtest.folds=2"
+    run = run_notebook(
+        NOTEBOOKS / "04_lstm_training.py", spark=spark, parameters={"lake": lake.root, "settings": settings}
+    )
+    result = run["result"]
+    assert 1 <= result["epochs"] <= 2 and result["gpus"] in ([], None, 0)
+    assert all(loss == loss for loss in result["loss"])  # finite: no NaN
+    assert Path(run["model_path"]).is_dir()
+    forecast = run["tables"]["gold.forecast"].toPandas()
+    series = demand.where("freq = 'D'").select("sku", "location").distinct().count()
+    assert set(forecast["model"]) == {"lstm"} and len(forecast) == 14 * series
+    assert (forecast["yhat_lo_95"] <= forecast["yhat"]).all() and (forecast["yhat"] <= forecast["yhat_hi_95"]).all()
+    folds = run["tables"]["gold.forecast_backtest"].select("fold").distinct().count()
+    assert folds == 2
+    assert lake.read("silver.lstm_windows").count() > 0

@@ -399,5 +399,12 @@ def test_config_resolves_a_plan_and_rejects_bad_settings() -> None:
     assert plan.windows.season_length == 52 and plan.backtest_horizon == 8 and plan.candidates == ("routed",)
     with pytest.raises(ConfigError, match=r"routing\.smooth"):
         config.section({"forecast": {"routing": {"smooth": "prophet"}}}, "forecast", ForecastConfig)
+    monthly = cfg.plan("M")
+    assert (monthly.arima.max_p, monthly.arima.max_order, monthly.windows.train_periods) == (5, 5, 400)
+    assert cfg.plan("D").arima.max_p == 2  # the daily search keeps forecast.arima's space
+    narrower = config.section(config.load("local", ["forecast.monthly.arima.max_p=3"]), "forecast", ForecastConfig)
+    assert (narrower.plan("M").arima.max_p, narrower.plan("M").arima.max_q) == (3, 5)
+    with pytest.raises(ConfigError, match=r"forecast\.monthly\.arima: unknown setting\(s\) \['maxp'\]"):
+        config.section(config.load("local", ["forecast.monthly.arima.maxp=3"]), "forecast", ForecastConfig)
     with pytest.raises(ConfigError, match="--model"):
         cfg.plan("D", model="prophet")  # lstm became a mode (issue 19)

@@ -7,12 +7,13 @@ small, frozen, picklable `ForecastPlan` that the per-series code receives on the
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from replenish.errors import ConfigError
 from replenish.neural.settings import LstmSettings
-from replenish.shared import check_freq
+from replenish.shared import FREQUENCIES, check_freq
 
 ForecastMode = Literal["auto", "baseline", "arima", "lstm"]
 FORECAST_MODES: tuple[str, ...] = ("auto", "baseline", "arima", "lstm")
@@ -31,12 +32,15 @@ class ForecastPeriods:
         min_arima_periods: a series with fewer usable periods is too short for ARIMA and gets the
             short-history fallback.
         recent_periods: the window of the `recent_mean` fallback (new and short series).
+        arima: `forecast.arima` settings that this frequency replaces, e.g. the wider order search
+            of monthly series (`ForecastConfig.arima_for`).
     """
 
     season_length: int
     train_periods: int
     min_arima_periods: int
     recent_periods: int
+    arima: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.season_length < 1:
@@ -57,12 +61,18 @@ def _weekly() -> ForecastPeriods:
     return ForecastPeriods(season_length=52, train_periods=156, min_arima_periods=26, recent_periods=8)
 
 
+WIDE_ARIMA_SEARCH: dict[str, Any] = {"max_p": 5, "max_q": 5, "max_P": 2, "max_Q": 2, "max_order": 5}
+"""statsforecast AutoARIMA's own search space: monthly series are few and long-lived enough to afford it."""
+
+
 def _monthly() -> ForecastPeriods:
-    return ForecastPeriods(season_length=12, train_periods=60, min_arima_periods=18, recent_periods=3)
+    return ForecastPeriods(
+        season_length=12, train_periods=400, min_arima_periods=18, recent_periods=3, arima=dict(WIDE_ARIMA_SEARCH)
+    )
 
 
 def _quarterly() -> ForecastPeriods:
-    return ForecastPeriods(season_length=4, train_periods=40, min_arima_periods=12, recent_periods=2)
+    return ForecastPeriods(season_length=4, train_periods=200, min_arima_periods=12, recent_periods=2)
 
 
 @dataclass(frozen=True)
@@ -317,6 +327,8 @@ class ForecastConfig:
             raise ConfigError(f"forecast.combination: unknown {unknown}; known: {sorted(MODELS)}")
         if len(set(self.combination)) == 1:
             raise ConfigError(f"forecast.combination needs two or more models (or none), got {list(self.combination)}")
+        for freq in FREQUENCIES:
+            self.arima_for(freq)  # a frequency's ARIMA replacements are known settings with valid values
         for demand_class in (
             "smooth",
             "erratic",
@@ -334,6 +346,16 @@ class ForecastConfig:
         """The period counts of `freq` (D, W, M or Q)."""
         check_freq(freq)
         return {"D": self.daily, "W": self.weekly, "M": self.monthly, "Q": self.quarterly}[freq]
+
+    def arima_for(self, freq: str) -> ArimaSettings:
+        """`arima` with the frequency's own replacements (`ForecastPeriods.arima`) applied."""
+        replaced = self.for_freq(freq).arima
+        known = {f.name for f in dataclasses.fields(ArimaSettings)}
+        unknown = sorted(set(replaced) - known)
+        if unknown:
+            section = {"D": "daily", "W": "weekly", "M": "monthly", "Q": "quarterly"}[freq]
+            raise ConfigError(f"forecast.{section}.arima: unknown setting(s) {unknown}; known: {sorted(known)}")
+        return dataclasses.replace(self.arima, **replaced)
 
     def plan(
         self,
@@ -369,7 +391,7 @@ class ForecastConfig:
             folds=self.backtest.folds,
             backtest_horizon=backtest_horizon,
             backtest_step=self.backtest.step or backtest_horizon,
-            arima=self.arima,
+            arima=self.arima_for(freq),
             croston=self.croston,
             routing=self.routing,
             warm_start=self.warm_start.enabled and not full_search,
