@@ -117,6 +117,22 @@ def test_huge_outlier_is_capped() -> None:
     assert result.candidates[-1].prediction["mean"].max() < 200
 
 
+def test_a_series_that_grows_a_hundredfold_is_not_capped_but_a_spike_in_it_is() -> None:
+    """The cap trails each period: a cap set by the oldest periods clipped the recent level of a
+    trending series (Tourism's quarterly series lost their last years to it)."""
+    growth = np.round(weekly(150) * np.geomspace(1.0, 100.0, 150))
+    plan = replace(PLAN, folds=6)  # the first origin leaves the oldest 66 periods
+    result = forecast_series(history(growth, demand_class="smooth"), plan)
+    check_forecasts(result)
+    assert "capped" not in result.candidates[0].reason
+    np.testing.assert_array_equal(result.prepared.y, growth)
+    spiked = growth.copy()
+    spiked[120] = 1e6
+    capped = forecast_series(history(spiked, demand_class="smooth"), plan)
+    assert "1 outliers capped" in capped.candidates[0].reason
+    assert capped.prepared.y[120] < 10 * growth[90:120].max()
+
+
 def test_all_censored_history_uses_sales_as_a_lower_bound() -> None:
     result = forecast_series(history(np.full(60, 2.0), censored=np.ones(60, bool), demand_class="smooth"), PLAN)
     check_forecasts(result)

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 SERIES_KEYS: tuple[str, str] = ("sku", "location")
 MAX_IMPUTATION_CYCLES = 4  # seasonal neighbours on each side used to impute a censored period
 MIN_OUTLIER_SAMPLE = 10  # non-zero periods needed before outliers are capped
+OUTLIER_REFERENCE_SEASONS = 4  # the outlier cap's trailing reference: this many seasons (at least 20 values)
 REGULAR_REGRESSOR_VALUES: dict[str, float] = {
     "price_ratio": 1.0,
     "promo": 0.0,
@@ -248,11 +249,39 @@ def series_folds(n_periods: int, plan: ForecastPlan) -> list[Fold]:
     )
 
 
+def cap_outliers(values: np.ndarray, usable: np.ndarray, *, factor: float, reference: int) -> tuple[np.ndarray, int]:
+    """Cap each period at `factor` x the 95th percentile of the last `reference` non-zero usable
+    values before it; returns the capped copy and how many periods were capped.
+
+    The reference trails each period, so the cap follows a trend (a series that grew tenfold over
+    its window is not capped, as one cap from its oldest periods did) and never looks ahead (a fold's
+    training data are capped as they would have been at its origin). Periods with fewer than
+    `MIN_OUTLIER_SAMPLE` such values before them are not capped.
+    """
+    out = values.copy()
+    positive = usable & np.isfinite(values) & (values > 0)
+    where = np.flatnonzero(positive)
+    sizes = values[where]
+    if sizes.size < MIN_OUTLIER_SAMPLE:
+        return out, 0
+    before = np.searchsorted(where, np.arange(values.size))  # non-zero usable values before each period
+    limits = np.full(values.size, np.inf)
+    if sizes.size >= reference:  # full trailing windows at once: window j holds sizes[j : j + reference]
+        full = np.quantile(np.lib.stride_tricks.sliding_window_view(sizes, reference), 0.95, axis=1)
+        enough = before >= reference
+        limits[enough] = full[before[enough] - reference]
+    for t in np.flatnonzero((before >= MIN_OUTLIER_SAMPLE) & (before < reference)):
+        limits[t] = np.quantile(sizes[: before[t]], 0.95)
+    extreme = np.isfinite(values) & (values > factor * limits)
+    out[extreme] = factor * limits[extreme]
+    return out, int(extreme.sum())
+
+
 def prepare_series(history: SeriesHistory, plan: ForecastPlan) -> PreparedSeries:
     """Clean and impute the training window of `history` (module docstring, step 1).
 
-    Every cleaning step looks only backwards or at data before the first backtest origin (the
-    outlier cap), so the training data of each fold are what they would have been at its origin.
+    Every cleaning step looks only backwards (the outlier cap trails each period), so the training
+    data of each fold are what they would have been at its origin.
     """
     window = slice(-plan.windows.train_periods, None)
     dates = np.asarray(history.dates, dtype="datetime64[D]")[window]
@@ -269,14 +298,11 @@ def prepare_series(history: SeriesHistory, plan: ForecastPlan) -> PreparedSeries
         notes.append(f"{int(negative.sum())} negative values set to 0")
     scored = ~missing & ~censored
     actual = np.where(scored, raw, np.nan)
-    reference = slice(0, folds[0].cutoff if folds else raw.size)
-    sizes = raw[reference][scored[reference] & (raw[reference] > 0)]
-    if plan.outlier_factor > 0 and sizes.size >= MIN_OUTLIER_SAMPLE:
-        cap = plan.outlier_factor * float(np.quantile(sizes, 0.95))
-        extreme = np.isfinite(raw) & (raw > cap)
-        if extreme.any():
-            raw[extreme] = cap
-            notes.append(f"{int(extreme.sum())} outliers capped at {cap:.6g}")
+    if plan.outlier_factor > 0:
+        reference = max(OUTLIER_REFERENCE_SEASONS * plan.windows.season_length, 2 * MIN_OUTLIER_SAMPLE)
+        raw, capped = cap_outliers(raw, scored, factor=plan.outlier_factor, reference=reference)
+        if capped:
+            notes.append(f"{capped} outliers capped")
     n_usable = int(scored.sum())
     season = plan.windows.season_length
     if n_usable == 0:
