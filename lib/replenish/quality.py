@@ -193,13 +193,15 @@ def profile_input(df: DataFrame, spec: InputCheck, settings: QualityConfig) -> I
         raise ValidationError(f"{spec.table}: the quality gate needs column(s) {missing_columns}, not in the data")
     latest_day: dt.date | None = None
     rows = df
-    # whether an optional column holds any value, in the one pass over the whole input
-    supplied = [F.count(column).alias(f"supplied_{i}") for i, column in enumerate(spec.optional_columns)]
-    whole = df.agg(F.max(spec.date_column) if spec.date_column else F.lit(None), *supplied).first()
-    assert whole is not None
-    unsupplied = tuple(column for i, column in enumerate(spec.optional_columns) if not whole[f"supplied_{i}"])
-    if spec.date_column is not None:
+    unsupplied: tuple[str, ...] = ()
+    if spec.date_column is not None or spec.optional_columns:
+        # the latest day and whether an optional column holds any value: one pass over the whole input
+        supplied = [F.count(column).alias(f"supplied_{i}") for i, column in enumerate(spec.optional_columns)]
+        whole = df.agg(F.max(spec.date_column) if spec.date_column else F.lit(None), *supplied).first()
+        assert whole is not None
+        unsupplied = tuple(column for i, column in enumerate(spec.optional_columns) if not whole[f"supplied_{i}"])
         latest_day = whole[0]
+    if spec.date_column is not None:
         if latest_day is None:
             return InputProfile(rows=0, nulls=dict.fromkeys(spec.columns, 0), negatives=dict.fromkeys(spec.columns, 0))
         window_start = latest_day - dt.timedelta(days=settings.row_window_days - 1)

@@ -56,14 +56,14 @@ def test_null_and_negative_shares_over_their_thresholds_name_the_column() -> Non
     assert _by_check(results, "null_share", "quantity").status == "pass"
 
 
+def _gap(latest_day: dt.date, missing: dt.date, grain: str = "day") -> InputProfile:
+    """A clean input but for one `grain` period without rows."""
+    clean = {"quantity": 0, "price": 0}
+    return InputProfile(100, clean, clean, latest_day=latest_day, missing=(missing,), grain=grain)
+
+
 def test_missing_days_are_listed_and_tolerated_up_to_the_setting() -> None:
-    gap = InputProfile(
-        rows=100,
-        nulls={"quantity": 0, "price": 0},
-        negatives={"quantity": 0, "price": 0},
-        latest_day=dt.date(2025, 5, 31),
-        missing=(dt.date(2025, 5, 3),),
-    )
+    gap = _gap(dt.date(2025, 5, 31), dt.date(2025, 5, 3))
     strict = _by_check(evaluate(SALES_CHECK, gap, QualityConfig(), last_rows=None), "missing_day")
     assert strict.status == "fail" and "2025-05-03" in strict.message
     tolerant = evaluate(SALES_CHECK, gap, QualityConfig(max_missing_days=1), last_rows=None)
@@ -79,14 +79,7 @@ def test_an_extract_at_a_coarser_grain_is_checked_for_missing_periods_of_that_gr
     assert missing_periods(mondays) == ("week", (dt.date(2024, 1, 15),))
     days = {dt.date(2024, 1, 1), dt.date(2024, 1, 3)}
     assert missing_periods(days) == ("day", (dt.date(2024, 1, 2),))
-    gap = InputProfile(
-        rows=11,
-        nulls={"quantity": 0, "price": 0},
-        negatives={"quantity": 0, "price": 0},
-        latest_day=dt.date(2024, 12, 1),
-        missing=(dt.date(2024, 5, 1),),
-        grain="month",
-    )
+    gap = _gap(dt.date(2024, 12, 1), dt.date(2024, 5, 1), grain="month")
     verdict = _by_check(evaluate(SALES_CHECK, gap, QualityConfig(), last_rows=None), "missing_day")
     assert verdict.status == "fail" and "1 month(s) without any row" in verdict.message
 
