@@ -236,29 +236,25 @@ def profile_input(df: DataFrame, spec: InputCheck, settings: QualityConfig) -> I
 
 
 def missing_periods(present: set[dt.date]) -> tuple[str, tuple[dt.date, ...]]:
-    """The grain the dates show and the periods between the first and the last without a date.
+    """The grain the dates show (day, week, month or quarter) and its periods between the first and the
+    last date without a date: the grain `replenish features` detects (`calendar.grain_of_dates`),
+    stepped by its calendar (`calendar.period_end`)."""
+    from replenish.features.calendar import GRAIN_NAMES, grain_of_dates, period_end
 
-    The grain is the one `replenish features` detects: quarter when every date is the 1st of January,
-    April, July or October, month when every date is a 1st, week when every date is a Monday, else day.
-    """
     first, last = min(present), max(present)
-    several = len(present) > 1
-    if several and all(d.day == 1 and d.month % 3 == 1 for d in present):
-        grain, months = "quarter", 3
-    elif several and all(d.day == 1 for d in present):
-        grain, months = "month", 1
-    elif several and all(d.weekday() == 0 for d in present):
-        span = (first + dt.timedelta(weeks=k) for k in range((last - first).days // 7 + 1))
-        return "week", tuple(d for d in span if d not in present)
-    else:
-        span = (first + dt.timedelta(days=k) for k in range((last - first).days + 1))
-        return "day", tuple(d for d in span if d not in present)
-    index = first.year * 12 + first.month - 1
-    starts = []
-    while (day := dt.date(index // 12, index % 12 + 1, 1)) <= last:
-        starts.append(day)
-        index += months
-    return grain, tuple(d for d in starts if d not in present)
+    grain = grain_of_dates(
+        first,
+        last,
+        off_quarter=sum(1 for d in present if d.day != 1 or d.month % 3 != 1),
+        off_month=sum(1 for d in present if d.day != 1),
+        off_week=sum(1 for d in present if d.weekday() != 0),
+    )
+    missing, day = [], first
+    while day <= last:
+        if day not in present:
+            missing.append(day)
+        day = period_end(day, grain) + dt.timedelta(days=1)
+    return GRAIN_NAMES[grain], tuple(missing)
 
 
 def evaluate(

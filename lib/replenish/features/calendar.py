@@ -62,6 +62,25 @@ def period_end(start: dt.date, freq: str) -> dt.date:
 
 
 GRAIN_ORDER: dict[str, int] = {"D": 0, "W": 1, "M": 2, "Q": 3}
+GRAIN_NAMES: dict[str, str] = {"D": "day", "W": "week", "M": "month", "Q": "quarter"}
+
+
+def grain_of_dates(first: dt.date, last: dt.date, *, off_quarter: int, off_month: int, off_week: int) -> str:
+    """The coarsest grain every date of an extract fits, from counts of the dates that do not.
+
+    Q when every date is the 1st of January, April, July or October, M when every date is a 1st, W when
+    every date is a Monday, else D; one date alone reads as daily. The counts are those of dates off a
+    quarter start, off a month start and off a Monday, so Spark (`features.demand.sales_grain`) and
+    plain Python (`quality.missing_periods`) apply the same rule.
+    """
+    several = first < last
+    if several and off_quarter == 0:
+        return "Q"
+    if several and off_month == 0:
+        return "M"
+    if several and off_week == 0:
+        return "W"
+    return "D"
 
 
 def complete_period_range(

@@ -32,6 +32,7 @@ from replenish.features.calendar import (
     add_calendar_features,
     build_calendar,
     complete_period_range,
+    grain_of_dates,
     period_start_column,
 )
 from replenish.features.settings import FeaturesConfig, ReturnsPolicy
@@ -98,9 +99,7 @@ def sales_date_range(sales: DataFrame) -> tuple[dt.date, dt.date]:
 def sales_grain(sales: DataFrame) -> tuple[dt.date, dt.date, str]:
     """First and last sales date and the grain the dates show, in one aggregate.
 
-    The grain is Q when every date is the 1st of January, April, July or October, M when every date
-    is the 1st of a month, W when every date is a Monday, else D (a file with a single date is read
-    as daily).
+    The grain is `calendar.grain_of_dates`'s rule.
     """
     require_columns(sales, ["date"], "sales")
     day = F.col("date")
@@ -113,13 +112,7 @@ def sales_grain(sales: DataFrame) -> tuple[dt.date, dt.date, str]:
     ).first()
     if first_day is None:
         raise ValidationError("sales has no rows (or no dates): nothing to build demand from")
-    grain = "D"
-    if first_day < last_day and off_quarter == 0:
-        grain = "Q"
-    elif first_day < last_day and off_month == 0:
-        grain = "M"
-    elif first_day < last_day and off_week == 0:
-        grain = "W"
+    grain = grain_of_dates(first_day, last_day, off_quarter=off_quarter, off_month=off_month, off_week=off_week)
     return first_day, last_day, grain
 
 
