@@ -19,7 +19,7 @@ $(BIN)/replenish: setup.py
 venv: $(BIN)/replenish
 
 java:
-	@$(BIN)/python -c "from replenish.session import check_java; check_java()" || exit 1
+	@$(BIN)/python -c "from replenish_jobs.harness import check_java; check_java()" || exit 1
 
 demo: venv java
 	$(BIN)/replenish run-all --lake $(LAKE) --set generate.out=$(DATA)

@@ -40,5 +40,5 @@ setup(
             "implicit==0.7.3",
         ],
     },
-    entry_points={"console_scripts": ["replenish=replenish.cli:main"]},
+    entry_points={"console_scripts": ["replenish=replenish_jobs.cli:main"]},
 )

@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import functions as F
 
     from replenish.io.lake import Lake
-    from replenish.session import build_spark
     from replenish_jobs import features, forecast, generate, ingest, recommend
+    from replenish_jobs.harness import build_spark
 
     spark = build_spark(
         {

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from replenish import config
 from replenish.io.catalog import TableSpec
 from replenish.io.lake import Lake
-from replenish.session import build_spark
+from replenish_jobs.harness import build_spark
 
 ENGINES = ("delta-spark", "embedded")
 TABLE = TableSpec("bench.forecast", partition_by=("run_date",), keys=("run_id", "sku", "location", "date"))

@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     memory_sizes = (200, 2000) if quick else (1000, 10000)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from replenish.session import build_spark
+    from replenish_jobs.harness import build_spark
 
     spark = build_spark(
         {

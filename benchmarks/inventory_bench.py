@@ -50,7 +50,7 @@ from replenish.inventory.schemas import (
 )
 from replenish.io.catalog import TableSpec
 from replenish.io.lake import Lake
-from replenish.session import build_spark
+from replenish_jobs.harness import build_spark
 from replenish_jobs.inventory import INPUTS
 
 LOCATIONS = 10

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
 def _spark() -> Any:
-    from replenish.session import build_spark
+    from replenish_jobs.harness import build_spark
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from conftest import SPARK_TEST_CONF

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig, build_features, profile_series
 from replenish.features.indicators import add_leading_indicators
-from replenish.runtime import JobContext, job_main
+from replenish_jobs.harness import JobContext, job_main
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

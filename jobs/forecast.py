@@ -27,8 +27,8 @@ from replenish.forecast.settings import resolve_freq
 from replenish.io.once import append_once
 from replenish.progress import SeriesProgress, series_total
 from replenish.quality import SALES_CHECK, enforce_gate, quality_settings
-from replenish.runtime import JobContext, job_main
-from replenish_jobs.train_lstm import lstm_candidate, lstm_forecast
+from replenish_jobs.harness import JobContext, job_main
+from replenish_jobs.lstm_steps import lstm_candidate, lstm_forecast
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from replenish.runtime import JobContext, job_main
 from replenish_jobs import forecast
+from replenish_jobs.harness import JobContext, job_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

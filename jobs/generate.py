@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 from replenish import config
 from replenish.data.generate import GeneratorConfig, generate_dataset
-from replenish.runtime import JobContext, job_main
+from replenish_jobs.harness import JobContext, job_main
 
 log = logging.getLogger(__name__)
 

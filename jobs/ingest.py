@@ -29,8 +29,8 @@ from replenish.ingest.read import FORMATS, SESSION_SETTINGS, entity_sources, lis
 from replenish.ingest.schemas import QUARANTINE_KEYS
 from replenish.ingest.validate import IngestConfig, IngestCounts, Validated, parse_mapping, validate
 from replenish.io.catalog import INGEST_ENTITIES
-from replenish.runtime import JobContext, job_main
-from replenish.session import session_conf
+from replenish.shared import session_conf
+from replenish_jobs.harness import JobContext, job_main
 
 log = logging.getLogger(__name__)
 

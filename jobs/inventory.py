@@ -20,13 +20,12 @@ from pyspark.sql import functions as F
 
 from replenish.errors import ValidationError
 from replenish.inventory.accuracy import forecast_accuracy
-from replenish.inventory.policy import output_columns, outputs_from_series, plan_inventory
+from replenish.inventory.policy import PLANNING_CONF, output_columns, outputs_from_series, plan_inventory
 from replenish.inventory.settings import inventory_settings
 from replenish.io.once import append_once
 from replenish.quality import FORECAST_CHECK, INVENTORY_CHECK, enforce_gate, quality_settings
-from replenish.runtime import JobContext, job_main
-from replenish.session import PLANNING_CONF, session_conf
-from replenish.shared import FREQUENCIES, RunStamp, latest_run_id
+from replenish.shared import FREQUENCIES, RunStamp, latest_run_id, session_conf
+from replenish_jobs.harness import JobContext, job_main
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from replenish import config
 from replenish.recommend import RecommendConfig, build_recommender
-from replenish.runtime import JobContext, job_main
+from replenish_jobs.harness import JobContext, job_main
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from replenish.inventory.settings import inventory_settings
 from replenish.report import collect_report_data, render_report
-from replenish.runtime import JobContext, job_main
 from replenish.shared import FREQUENCIES
+from replenish_jobs.harness import JobContext, job_main
 
 log = logging.getLogger(__name__)
 

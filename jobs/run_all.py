@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from replenish.runtime import JobContext, job_main
 from replenish.shared import FREQUENCIES
+from replenish_jobs.harness import JobContext, job_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +91,7 @@ def stages(ctx: JobContext, args: argparse.Namespace) -> list[tuple[str, list[st
 def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     import importlib
 
-    from replenish_jobs.tables import format_table_summary, table_summary
+    from replenish.io.describe import format_table_summary, table_summary
 
     timings: dict[str, float] = {}
     plan = stages(ctx, args)

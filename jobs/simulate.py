@@ -29,11 +29,11 @@ from replenish.inventory.holdout import (
     replay_holdout,
     summarize_simulation,
 )
+from replenish.inventory.policy import PLANNING_CONF
 from replenish.inventory.settings import inventory_settings
 from replenish.io.once import append_once
-from replenish.runtime import JobContext, job_main
-from replenish.session import PLANNING_CONF, session_conf
-from replenish.shared import FREQUENCIES, RunStamp, latest_run_id
+from replenish.shared import FREQUENCIES, RunStamp, latest_run_id, session_conf
+from replenish_jobs.harness import JobContext, job_main
 
 log = logging.getLogger(__name__)
 

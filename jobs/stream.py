@@ -23,10 +23,10 @@ from pyspark.sql import functions as F
 
 from replenish import config
 from replenish.errors import ConfigError, LakeError
-from replenish.runtime import JobContext, job_main
 from replenish.stream.delta_conf import has_delta
 from replenish.stream.runner import ALERTS, POSITIONS, default_checkpoint, prepare_tables, start_stream
 from replenish.stream.settings import StreamConfig
+from replenish_jobs.harness import JobContext, job_main
 
 log = logging.getLogger(__name__)
 

@@ -61,8 +61,8 @@ assert run_all.main([*pipeline, *common], spark=spark) == 0
 
 # COMMAND ----------
 
+from replenish.io.describe import format_table_summary, table_summary
 from replenish.io.lake import Lake
-from replenish_jobs.tables import format_table_summary, table_summary
 
 lake = Lake(spark, params["lake"])
 tables = table_summary(lake)

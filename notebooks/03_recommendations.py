@@ -27,7 +27,7 @@ except NameError:  # not on Databricks: NOTEBOOK_<NAME> environment variables, e
 
 import datetime as dt
 
-from replenish.runtime import new_run_id
+from replenish.shared import new_run_id
 
 spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
 lake = Lake(spark, lake_root)

@@ -43,7 +43,7 @@ SPARK_TEST_CONF = {
 @pytest.fixture(scope="session")
 def spark() -> Iterator:
     """A `local[2]` session shared by every Spark test (starting one costs seconds)."""
-    from replenish.session import build_spark
+    from replenish_jobs.harness import build_spark
 
     session = build_spark(
         {"app_name": "replenish-tests", "master": "local[2]", "conf": SPARK_TEST_CONF, "log_level": "ERROR"},

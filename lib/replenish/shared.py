@@ -1,4 +1,5 @@
-"""What every stage shares: the series keys, the frequencies, input column checks and run stamps.
+"""What every stage shares: the series keys, the frequencies, input column checks, run ids and stamps,
+and scoped Spark settings.
 
 One definition each, imported by the stages and the jobs (no job imports another job's helpers).
 """
@@ -6,13 +7,16 @@ One definition each, imported by the stages and the jobs (no job imports another
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from replenish.errors import ConfigError, ValidationError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
 # The key of a demand series: one SKU at one location.
 SERIES_KEYS: tuple[str, ...] = ("sku", "location")
@@ -34,6 +38,12 @@ def require_columns(df: DataFrame, columns: tuple[str, ...] | list[str], name: s
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValidationError(f"{name} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns)}")
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A sortable, unique run id: UTC timestamp plus a short random suffix."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True)
@@ -66,3 +76,19 @@ def latest_run_id(runs: DataFrame) -> str | None:
         return None
     row = runs.where(F.col("run_date") == F.lit(latest_date)).agg(F.max("run_id")).collect()[0]
     return None if row[0] is None else str(row[0])
+
+
+@contextmanager
+def session_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]:
+    """Set runtime SQL settings for the duration of a block, then restore what was there before."""
+    previous = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, old in previous.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)

@@ -35,7 +35,7 @@ WRITER = textwrap.dedent(
     from conftest import SPARK_TEST_CONF
     from pyspark.sql import functions as F
     from replenish.errors import ConcurrentWriteError
-    from replenish.session import build_spark
+    from replenish_jobs.harness import build_spark
     from replenish.io.catalog import TableSpec
     from replenish.io.lake import Lake
 

@@ -148,7 +148,7 @@ def test_backtest_metrics_rescore_the_written_rows_identically(two_runs) -> None
 def test_full_search_option_turns_the_warm_start_off() -> None:
     from replenish import config
     from replenish.forecast import ForecastConfig
-    from replenish.runtime import build_parser
+    from replenish_jobs.harness import build_parser
 
     args = build_parser("forecast", "", forecast.add_arguments).parse_args(["--full-search", "--model", "arima"])
     cfg = config.section(config.load("local"), "forecast", ForecastConfig)

@@ -311,7 +311,7 @@ def test_every_row_is_either_good_or_quarantined(spark) -> None:
 def test_the_job_sets_its_parser_settings_for_its_own_duration(spark, lake, tmp_path) -> None:
     # run-all runs every job in one session: ingest's settings must not leak into the jobs after it.
     from replenish.ingest.read import SESSION_SETTINGS
-    from replenish.session import session_conf
+    from replenish.shared import session_conf
 
     source = tmp_path / "sales.csv"
     source.write_text("sku,date,quantity\nA,2024-01-01,3\nB,2024-1-5,1\n")

@@ -606,7 +606,8 @@ def test_the_plan_shuffles_each_input_once_by_sku(spark) -> None:
     # Under PLANNING_CONF every exchange of the plan is an input's own partitioning by SKU, the partial
     # aggregates of the forecast and backtest rows per series × model (then partitioned by SKU), or the
     # tiny aggregate of the pooled shares per model and class. With the Spark default the joins shuffle again.
-    from replenish.session import PLANNING_CONF, session_conf
+    from replenish.inventory.policy import PLANNING_CONF
+    from replenish.shared import session_conf
 
     no_broadcast = {"spark.sql.autoBroadcastJoinThreshold": "-1"}
     with session_conf(spark, {**PLANNING_CONF, **no_broadcast}):
@@ -624,7 +625,8 @@ def test_the_plan_shuffles_each_input_once_by_sku(spark) -> None:
 def test_planning_aggregates_without_the_two_level_hash_map(spark) -> None:
     # Spark accepts any key silently: check that the setting reaches the generated aggregation code
     # (of the whole physical plan, which adaptive execution would only plan stage by stage).
-    from replenish.session import PLANNING_CONF, session_conf
+    from replenish.inventory.policy import PLANNING_CONF
+    from replenish.shared import session_conf
 
     def generated_code(conf: dict[str, str]) -> str:
         with session_conf(spark, {**conf, "spark.sql.adaptive.enabled": "false"}):
@@ -682,7 +684,7 @@ def test_candidate_scores_are_the_json_that_to_json_writes(spark) -> None:
 
 
 def test_session_conf_restores_what_was_set(spark) -> None:
-    from replenish.session import session_conf
+    from replenish.shared import session_conf
 
     key, unset = "spark.sql.shuffle.partitions", "spark.sql.requireAllClusterKeysForCoPartition"
     before = spark.conf.get(key)
@@ -724,7 +726,8 @@ def normalized_optimized_plan(df) -> str:
 def test_the_optimized_plan_did_not_change(spark, case: str, settings: InventoryConfig) -> None:
     # A refactoring of the plan (stages, SQL builders) must leave what Spark runs alone: the inventory
     # benchmark's figures and the gold tables depend on it. The stored plans are of this file's inputs.
-    from replenish.session import PLANNING_CONF, session_conf
+    from replenish.inventory.policy import PLANNING_CONF
+    from replenish.shared import session_conf
 
     with session_conf(spark, {**PLANNING_CONF, "spark.sql.debug.maxToStringFields": "100000"}):
         plan = plan_inventory(**inputs(spark), settings=settings, stamp=STAMP)

@@ -191,7 +191,7 @@ KILLED_WRITER = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from conftest import SPARK_TEST_CONF
     from pyspark.sql import functions as F
-    from replenish.session import build_spark
+    from replenish_jobs.harness import build_spark
     from replenish.io import _embedded
     from replenish.io.catalog import TableSpec
     from replenish.io.lake import Lake
@@ -326,7 +326,7 @@ AIR_GAPPED_SESSION = textwrap.dedent(
     import json, logging, sys
     sys.path.insert(0, {tests!r})
     from conftest import SPARK_TEST_CONF
-    from replenish.session import build_spark
+    from replenish_jobs.harness import build_spark
     from replenish.io.lake import Lake
 
     logging.basicConfig(level=logging.WARNING)

@@ -61,7 +61,7 @@ def interactions_frame(spark, rows: list[tuple]):
 
 
 def run_job(spark, lake: Lake, *extra: str) -> dict:
-    from replenish import runtime
+    from replenish_jobs import harness
 
     results: dict = {}
     original = recommend.run
@@ -70,7 +70,7 @@ def run_job(spark, lake: Lake, *extra: str) -> dict:
         results.update(original(ctx, args))
         return results
 
-    parser_run = runtime.job_main("recommend", recommend.__doc__, recommend.add_arguments, capture)
+    parser_run = harness.job_main("recommend", recommend.__doc__, recommend.add_arguments, capture)
     assert parser_run(["--lake", lake.root, "--run-date", "2025-02-01", *SMALL, *extra], spark=spark) == 0
     return results
 

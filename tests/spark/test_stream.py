@@ -211,7 +211,7 @@ class StreamProcess:
         command = [
             sys.executable,
             "-m",
-            "replenish.cli",
+            "replenish_jobs.cli",
             "stream",
             *self.arguments(),
             "--set",

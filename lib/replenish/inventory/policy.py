@@ -80,6 +80,17 @@ from replenish.inventory.selection import BacktestGrid, backtest_grid, choose_fo
 from replenish.inventory.settings import DAYS_PER_YEAR, InventoryConfig
 from replenish.shared import SERIES_KEYS, RunStamp, require_columns
 
+# Runtime settings of the inventory plan (`replenish.inventory.policy`):
+# * each input is shuffled once (`selection.partition_by_sku`): a join on (sku, location) may reuse the
+#   inputs' partitioning by sku alone;
+# * its aggregations are per series, and a task holds hundreds of thousands of them: the first level
+#   of Spark's two-level hash map (2^16 slots) is soon full and then only adds a lookup to every row
+#   (measured in docs/benchmarks.md).
+PLANNING_CONF: dict[str, str] = {
+    "spark.sql.requireAllClusterKeysForCoPartition": "false",
+    "spark.sql.codegen.aggregate.map.twolevel.enabled": "false",
+}
+
 PROFILE_COLUMNS: tuple[str, ...] = ("freq", "sku", "location", "demand_class", "abc_xyz")
 SUPPLIER_COLUMNS: tuple[str, ...] = ("sku", "location")
 INVENTORY_COLUMNS: tuple[str, ...] = ("sku", "location", "on_hand")

@@ -45,7 +45,7 @@ def partition_by_sku(df: DataFrame) -> DataFrame:
     aggregates and the other inputs are then partitioned by SKU. Every later window (per series) and
     join (on sku, location, model or sku alone) is clustered by SKU, so Spark runs them without another
     exchange, provided the session lets a join reuse a partitioning on a subset of its keys
-    (`spark.sql.requireAllClusterKeysForCoPartition=false`, see `replenish.session.PLANNING_CONF`).
+    (`spark.sql.requireAllClusterKeysForCoPartition=false`, see `replenish.inventory.policy.PLANNING_CONF`).
     With the Spark default each join shuffles again: slower, same result.
     """
     return df.repartition("sku")

@@ -183,7 +183,7 @@ class DeltaSparkEngine:
     ) -> WriteResult:
         if not self.exists(uri):
             return self.write(df, uri, mode="append", partition_by=partition_by, commit_info=commit_info)
-        from replenish.session import session_conf
+        from replenish.shared import session_conf
 
         write_id, metadata = self._metadata(commit_info or {})
         condition = " AND ".join(f"target.`{k}` = source.`{k}`" for k in keys)
@@ -208,7 +208,7 @@ class DeltaSparkEngine:
         zorder_by: Sequence[str] = (),
         commit_info: Mapping[str, str] | None = None,
     ) -> WriteResult:
-        from replenish.session import session_conf
+        from replenish.shared import session_conf
 
         write_id, metadata = self._metadata({**(commit_info or {}), "operation": "compact"})
         settings = {"spark.databricks.delta.optimize.maxFileSize": str(target_file_bytes), USER_METADATA_CONF: metadata}
@@ -222,7 +222,7 @@ class DeltaSparkEngine:
 
     def vacuum(self, uri: str, *, retention_hours: int, dry_run: bool) -> list[str]:
         from replenish.io._embedded import remove_stale_staging
-        from replenish.session import session_conf
+        from replenish.shared import session_conf
 
         settings = {RETENTION_CHECK_CONF: "false"}
         if self.spark.conf.get(LISTING_PARALLELISM_CONF, "10000") == "10000":

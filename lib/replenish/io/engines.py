@@ -1,6 +1,6 @@
 """Which Delta engine a Spark session gets, and how delta-spark's JARs reach it.
 
-delta-spark is the default: a session built by `replenish.session.build_spark` asks Spark to resolve
+delta-spark is the default: a session built by `replenish_jobs.harness.build_spark` asks Spark to resolve
 `io.delta:delta-spark_2.12:<the pip package's version>` through `spark.jars.packages` (Maven Central the
 first time, `~/.ivy2` after) and turns on Delta's SQL extension and catalog. Where the JARs cannot be
 had (an air-gapped machine with an empty Ivy cache), `lake.engine: auto` falls back to the embedded

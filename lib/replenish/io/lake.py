@@ -4,7 +4,7 @@ Two engines sit behind this one API (docs/lake.md):
 
 * **delta-spark** (the default): Spark does everything through delta-spark's public API, commit
   included: `replaceWhere`-style dynamic partition overwrites, `MERGE` for idempotent inserts,
-  `OPTIMIZE … ZORDER BY`, `VACUUM`, time travel. Sessions from `replenish.session.build_spark` get its
+  `OPTIMIZE … ZORDER BY`, `VACUUM`, time travel. Sessions from `replenish_jobs.harness.build_spark` get its
   JARs; Databricks has it built in.
 * **embedded**, the fallback where delta-spark's JARs cannot be had (air-gapped machines), built on
   delta-rs: executors write the Parquet files with Spark's own writer into a staging folder, per-file
@@ -136,7 +136,7 @@ class Lake:
         elif engine == "delta-spark" and not delta_spark_available(spark):
             raise LakeError(
                 "lake.engine is delta-spark but this Spark session has no Delta support: build it with "
-                "replenish.session.build_spark, or spark-submit with --packages io.delta:delta-spark_2.12:3.2.1"
+                "replenish_jobs.harness.build_spark, or spark-submit with --packages io.delta:delta-spark_2.12:3.2.1"
             )
         self.engine_name: str = engine
         self.commit_info: dict[str, str] = {"engine": engine, **dict(commit_info or {})}

@@ -1,6 +1,6 @@
 """Whether a session can run `replenish stream`: Structured Streaming over Delta needs delta-spark's SQL
-extension (for MERGE) in the session itself. Every session `replenish.session` builds has it unless the
-lake engine is `embedded` (replenish.io.engines).
+extension (for MERGE) in the session itself. Every session the job harness (`replenish_jobs.harness`)
+builds has it unless the lake engine is `embedded` (replenish.io.engines).
 """
 
 from __future__ import annotations

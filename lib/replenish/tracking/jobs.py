@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from replenish import config
 from replenish.errors import ConfigError
@@ -30,13 +30,26 @@ from replenish.tracking.metrics import backtest_metric_key, backtest_summary, re
 from replenish.tracking.settings import TrackingConfig, local_store_uri, sqlite_artifact_location
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import datetime as dt
 
-    from replenish.runtime import JobContext
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
-RunJob = Callable[["JobContext", argparse.Namespace], dict[str, Any]]
+
+class JobContext(Protocol):
+    """What tracking reads of a job run: the harness's context (`replenish_jobs.harness.JobContext`)
+    has it, and so can a notebook's own object; the library never imports the harness."""
+
+    settings: dict[str, Any]
+    lake: Any  # replenish.io.lake.Lake
+    run_id: str
+    run_date: dt.date
+    config_hash: str
+    extra: dict[str, Any]
+
+
+Context = TypeVar("Context", bound=JobContext)
 Collector = Callable[["JobContext", dict[str, Any], Path], dict[str, float]]
 """`(ctx, result, artifact folder) -> extra metrics`; files written to the folder are logged as artifacts."""
 
@@ -154,7 +167,9 @@ def log_result(name: str, ctx: JobContext, result: dict[str, Any], seconds: floa
         mlflow.log_artifacts(folder)
 
 
-def track_job(name: str, ctx: JobContext, args: argparse.Namespace, run: RunJob) -> dict[str, Any]:
+def track_job(
+    name: str, ctx: Context, args: argparse.Namespace, run: Callable[[Context, argparse.Namespace], dict[str, Any]]
+) -> dict[str, Any]:
     """Run `run(ctx, args)` inside an MLflow run when `tracking.enabled`; the result gains `mlflow_run_id`."""
     cfg = tracking_config(ctx.settings)
     if not cfg.enabled:

@@ -1,8 +1,12 @@
-"""What every job shares: common options, settings, the Spark session, the lake and run metadata.
+"""The job harness: common options, settings, the Spark session, the lake and run metadata.
 
-A job module (`jobs/<name>.py`) defines `add_arguments(parser)` and `run(ctx, args) -> dict` and
-ends with `main = job_main(...)`; the same module runs under `spark-submit jobs/<name>.py` and as
-`replenish <name>`.
+Only the entry points use it (the jobs beside it, benchmarks, tests): the library under lib/ never
+imports it. A job module (`jobs/<name>.py`) defines `add_arguments(parser)` and
+`run(ctx, args) -> dict` and ends with `main = job_main(...)`; the same module runs under
+`spark-submit jobs/<name>.py` and as `replenish <name>`.
+
+The session: local builds a `local[*]` session sized for the machine; cluster leaves the master and
+resources to spark-submit; databricks reuses the active session as is.
 """
 
 from __future__ import annotations
@@ -11,16 +15,22 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
+import shutil
+import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from replenish import config
-from replenish.errors import ReplenishError
+from replenish.errors import ConfigError, ReplenishError
+from replenish.shared import new_run_id
 from replenish.tracking import track_job
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger("replenish")
 
@@ -75,16 +85,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
 
 
-def new_run_id(now: dt.datetime | None = None) -> str:
-    """A sortable, unique run id: UTC timestamp plus a short random suffix."""
-    now = now or dt.datetime.now(dt.UTC)
-    return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
 def open_context(args: argparse.Namespace, *, spark: Any = None) -> JobContext:
     """Resolve settings, start (or reuse) Spark and open the lake for a job run."""
     from replenish.io.lake import Lake
-    from replenish.session import build_spark
 
     settings = config.load(args.profile, args.overrides, conf_dir=args.conf_dir)
     if args.lake:
@@ -157,3 +160,74 @@ def job_main(name: str, description: str | None, add_arguments: AddArguments, ru
         return 0
 
     return main
+
+
+def java_major_version() -> int | None:
+    """The major version of the `java` Spark would start, or None when there is none."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        return None
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    for token in out.split():
+        token = token.strip('"')
+        if token[:1].isdigit():
+            head = token.split(".")[0]
+            return int(head) if head != "1" else int(token.split(".")[1])
+    return None
+
+
+def check_java() -> None:
+    """Fail early, with instructions, when Java 17 (what Spark 3.5 is run on here) is missing."""
+    version = java_major_version()
+    if version is None:
+        raise ConfigError(
+            "Java was not found: Spark needs a JDK. Install Java 17 "
+            "(Debian/Ubuntu: `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME."
+        )
+    if version not in (11, 17):
+        raise ConfigError(f"Spark 3.5 runs on Java 11 or 17; found Java {version}. Set JAVA_HOME to a JDK 17.")
+
+
+def build_spark(
+    spark_settings: Mapping[str, Any], *, profile: str = "local", lake_engine: str = "auto"
+) -> SparkSession:
+    """Return a SparkSession configured by a profile's `spark` section.
+
+    Args:
+        spark_settings: `app_name`, `master` (None: leave it to spark-submit), `conf` (a mapping
+            of Spark settings) and `reuse_active` (Databricks: use the session already running).
+        profile: the profile name, for logging only.
+        lake_engine: `auto` or `delta-spark` give the session delta-spark's JARs, SQL extension and
+            catalog (`replenish.io.engines`); `embedded` leaves them out.
+    """
+    from pyspark.sql import SparkSession
+
+    if spark_settings.get("reuse_active"):
+        active = SparkSession.getActiveSession()
+        if active is None:
+            raise ConfigError(f"profile {profile!r} reuses the active Spark session, but none is running")
+        return active
+    if profile == "local":
+        check_java()
+    master = spark_settings.get("master")
+    conf = dict(spark_settings.get("conf") or {})
+    # Executors must run the same interpreter that has replenish installed.
+    conf.setdefault("spark.pyspark.python", os.environ.get("PYSPARK_PYTHON", sys.executable))
+    conf.setdefault("spark.pyspark.driver.python", sys.executable)
+    # Outside spark-submit, PySpark takes the worker interpreter from the environment, not the conf.
+    os.environ.setdefault("PYSPARK_PYTHON", str(conf["spark.pyspark.python"]))
+    from replenish.io.engines import create_with_delta
+
+    def create(full_conf: Mapping[str, Any]) -> SparkSession:
+        builder = SparkSession.builder.appName(str(spark_settings.get("app_name", "replenish")))
+        if master:
+            builder = builder.master(str(master))
+        for key, value in full_conf.items():
+            builder = builder.config(key, str(value))
+        return builder.getOrCreate()
+
+    spark = create_with_delta(create, {k: str(v) for k, v in conf.items()}, engine=lake_engine)
+    spark.sparkContext.setLogLevel(str(spark_settings.get("log_level", "WARN")))
+    log.info("spark session %s on %s (profile %s)", spark.version, spark.sparkContext.master, profile)
+    return spark
