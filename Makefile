@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 LAKE   ?= ./lakehouse
 DATA   ?= ./data/raw
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` (tests/conftest.py groups the tests that share a fixture)
+TEST_WORKERS ?= 2
 DIST   ?= dist
 
 .PHONY: demo test test-faults venv java lint bench cluster-test dist clean
@@ -24,10 +26,10 @@ java:
 demo: venv java
 	$(BIN)/replenish run-all --lake $(LAKE) --set generate.out=$(DATA)
 
-test: venv java lint
-	$(BIN)/python -m pytest -m "not faults" $(PYTEST_ARGS)
+test: venv java lint  # every test, the cluster's fault tests included
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-test-faults: venv java  # the fault tests on the standalone cluster (docs/operations.md, Faults and recovery)
+test-faults: venv java  # the fault tests on the standalone cluster alone (docs/operations.md, Faults and recovery)
 	$(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
 
 lint: venv

@@ -33,6 +33,7 @@ setup(
     extras_require={
         "dev": [
             "pytest>=8,<10",
+            "pytest-xdist==3.8.0",
             "ruff==0.17.6",
             "mypy>=1.10",
             "threadpoolctl>=3",

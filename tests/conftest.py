@@ -40,6 +40,24 @@ SPARK_TEST_CONF = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the tests for `make test`'s two pytest-xdist workers (`--dist loadgroup`).
+
+    A group runs on one worker, so what its tests share is built once: the nightly run-all of every
+    test that reads it, the standalone cluster (and its built wheel) of every cluster test, and a test
+    file's module fixtures. Without xdist the markers do nothing.
+    """
+    for item in items:
+        if "nightly" in getattr(item, "fixturenames", ()):
+            group = "nightly"
+        elif item.get_closest_marker("cluster") is not None:
+            group = "cluster"
+        else:
+            group = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator:
     """A `local[2]` session shared by every Spark test (starting one costs seconds)."""
