@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from replenish.errors import ConfigError, ValidationError
+from replenish.io.catalog import table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -49,22 +50,8 @@ Action = Literal["fail", "warn", "off"]
 Status = Literal["pass", "warn", "fail"]
 CHECKS: tuple[str, ...] = ("row_count", "null_share", "negative_share", "missing_day")
 QUALITY_TABLE = "gold.data_quality"
-QUALITY_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "run_date",
-    "stage",
-    "table_name",
-    "check",
-    "column_name",
-    "value",
-    "threshold",
-    "baseline",
-    "status",
-    "action",
-    "message",
-    "checked_at",
-)
-"""The columns of `gold.data_quality`, in order (docs/tables.md)."""
+QUALITY_COLUMNS: tuple[str, ...] = table(QUALITY_TABLE).column_names
+"""The columns of `gold.data_quality`, in order: the catalog's (docs/tables.md)."""
 
 
 class DataQualityError(ValidationError):
