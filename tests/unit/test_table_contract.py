@@ -11,7 +11,16 @@ from replenish.data.generate import OUTPUT_COLUMNS, TRUTH_COLUMNS
 from replenish.errors import ConfigError
 from replenish.forecast.distributed import TABLE_COLUMNS
 from replenish.ingest.schemas import SCHEMAS
-from replenish.io.catalog import BRONZE_COLUMNS, ENTITIES, INGEST_ENTITIES, TABLES, parse_columns, schema, table
+from replenish.io.catalog import (
+    BRONZE_COLUMNS,
+    ENTITIES,
+    INGEST_ENTITIES,
+    TABLES,
+    parse_columns,
+    schema,
+    table,
+    with_required,
+)
 from replenish.quality import QUALITY_COLUMNS, QUALITY_TABLE
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "tables.md"
@@ -104,3 +113,10 @@ def test_schema_text_parses_without_a_jvm_and_rejects_unknown_types() -> None:
     assert all(field.nullable for field in parsed.fields)
     with pytest.raises(ConfigError, match="unknown type"):
         schema("sku varchar")
+
+
+def test_with_required_marks_only_the_named_columns_not_null() -> None:
+    strict = with_required(table("silver.sku_index").schema, ("sku",))
+    assert [(f.name, f.nullable) for f in strict.fields] == [("sku", False), ("sku_index", True)]
+    with pytest.raises(ConfigError, match="not in the schema"):
+        with_required(table("silver.sku_index").schema, ("user_id",))

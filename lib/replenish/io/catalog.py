@@ -8,6 +8,7 @@ and a test holds docs/tables.md to them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from pyspark.sql import types as T
@@ -49,6 +50,14 @@ def parse_columns(ddl: str) -> tuple[tuple[str, str], ...]:
 def schema(ddl: str) -> T.StructType:
     """A StructType from `name type, name type, …` (flat, nullable; needs no JVM, unlike fromDDL)."""
     return T.StructType([T.StructField(name, _TYPES[kind], nullable=True) for name, kind in parse_columns(ddl)])
+
+
+def with_required(schema: T.StructType, required: Collection[str]) -> T.StructType:
+    """`schema` with the `required` columns NOT NULL: what a writer that always fills them declares."""
+    unknown = sorted(set(required) - set(schema.fieldNames()))
+    if unknown:
+        raise ConfigError(f"required column(s) {unknown} are not in the schema")
+    return T.StructType([T.StructField(f.name, f.dataType, f.name not in required) for f in schema.fields])
 
 
 @dataclass(frozen=True)
