@@ -81,9 +81,9 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         forecast=forecast,
         backtest=backtest,
         profile=read("silver.series_profile"),
-        suppliers=_or_empty(ctx, "bronze.suppliers", versions, "sku string, location string"),
-        inventory=_or_empty(ctx, "bronze.inventory", versions, "sku string, location string, on_hand double"),
-        products=_or_empty(ctx, "bronze.products", versions, "sku string"),
+        suppliers=_or_empty(ctx, "bronze.suppliers", versions),
+        inventory=_or_empty(ctx, "bronze.inventory", versions),
+        products=_or_empty(ctx, "bronze.products", versions),
         settings=settings,
         stamp=stamp,
     )
@@ -133,23 +133,16 @@ def _run_rows(ctx: JobContext, name: str, versions: dict[str, int | None], run_i
     """The rows of one forecast run from a backtest table; an empty frame when the table does not exist."""
     if versions[name] is None:
         log.warning("%s does not exist: safety stocks fall back to the forecast intervals", name)
-        schema = (
-            "run_id string, freq string, sku string, location string, model string, fold int, cutoff date, "
-            "date date, step int, y double, yhat double"
-            if name == "gold.backtest_forecast"
-            else "run_id string, freq string, sku string, location string, model string, fold int, mase double, "
-            "wape double, bias double, rmse double, coverage_80 double, coverage_95 double"
-        )
-        return ctx.spark.createDataFrame([], schema)
+        return ctx.lake.empty(name)
     rows = ctx.lake.read(name, version=versions[name])
     return rows.where((F.col("run_id") == run_id) & (F.col("freq") == freq))
 
 
-def _or_empty(ctx: JobContext, name: str, versions: dict[str, int | None], schema: str) -> Any:
-    """Table `name`, or an empty frame (every series then gets the documented defaults and a note)."""
+def _or_empty(ctx: JobContext, name: str, versions: dict[str, int | None]) -> Any:
+    """Table `name` at the version read, or its empty form (every series then gets the defaults and a note)."""
     if versions[name] is None:
         log.warning("%s does not exist: defaults apply to every series", name)
-        return ctx.spark.createDataFrame([], schema)
+        return ctx.lake.empty(name)
     return ctx.lake.read(name, version=versions[name])
 
 

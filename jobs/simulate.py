@@ -57,9 +57,10 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     if missing:
         raise ValidationError(f"{', '.join(missing)} missing: run features and forecast (with backtests) first")
 
-    def read(name: str, schema: str | None = None) -> Any:
-        if versions[name] is None and schema is not None:
-            return ctx.spark.createDataFrame([], schema)
+    def read(name: str, *, optional: bool = False) -> Any:
+        """`name` at the version read; an optional input not written yet reads as its empty form."""
+        if versions[name] is None and optional:
+            return ctx.lake.empty(name)
         return ctx.lake.read(name, version=versions[name])
 
     backtest = read("gold.backtest_forecast").where(F.col("freq") == settings.freq)
@@ -75,8 +76,8 @@ def _run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     plans = policies_by_cutoff(
         backtest=backtest,
         profile=read("silver.series_profile"),
-        suppliers=read("bronze.suppliers", "sku string, location string"),
-        products=read("bronze.products", "sku string"),
+        suppliers=read("bronze.suppliers", optional=True),
+        products=read("bronze.products", optional=True),
         settings=settings,
         holdout=holdout,
         stamp=stamp,

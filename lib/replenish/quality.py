@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from replenish.errors import ConfigError, ValidationError
+from replenish.io.catalog import table, with_required
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -49,22 +50,10 @@ Action = Literal["fail", "warn", "off"]
 Status = Literal["pass", "warn", "fail"]
 CHECKS: tuple[str, ...] = ("row_count", "null_share", "negative_share", "missing_day")
 QUALITY_TABLE = "gold.data_quality"
-QUALITY_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "run_date",
-    "stage",
-    "table_name",
-    "check",
-    "column_name",
-    "value",
-    "threshold",
-    "baseline",
-    "status",
-    "action",
-    "message",
-    "checked_at",
-)
-"""The columns of `gold.data_quality`, in order (docs/tables.md)."""
+QUALITY_COLUMNS: tuple[str, ...] = table(QUALITY_TABLE).column_names
+"""The columns of `gold.data_quality`, in order: the catalog's (docs/tables.md)."""
+# Every check fills these; column_name, value and baseline may be null.
+_NOT_NULL = frozenset(QUALITY_COLUMNS) - {"column_name", "value", "baseline"}
 
 
 class DataQualityError(ValidationError):
@@ -411,27 +400,10 @@ def enforce_gate(
 
 
 def _record(lake: Lake, results: Sequence[CheckResult], *, stage: str, run_id: str, run_date: dt.date) -> None:
-    from pyspark.sql import types as T
 
     from replenish.io.once import append_once
 
-    schema = T.StructType(
-        [
-            T.StructField("run_id", T.StringType(), False),
-            T.StructField("run_date", T.DateType(), False),
-            T.StructField("stage", T.StringType(), False),
-            T.StructField("table_name", T.StringType(), False),
-            T.StructField("check", T.StringType(), False),
-            T.StructField("column_name", T.StringType(), True),
-            T.StructField("value", T.DoubleType(), True),
-            T.StructField("threshold", T.DoubleType(), False),
-            T.StructField("baseline", T.DoubleType(), True),
-            T.StructField("status", T.StringType(), False),
-            T.StructField("action", T.StringType(), False),
-            T.StructField("message", T.StringType(), False),
-            T.StructField("checked_at", T.TimestampType(), False),
-        ]
-    )
+    schema = with_required(table(QUALITY_TABLE).schema, _NOT_NULL)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows: list[tuple[Any, ...]] = [
         (

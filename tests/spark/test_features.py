@@ -32,14 +32,12 @@ from replenish.features import (
 )
 from replenish.features.classify import abc_classes, coefficient_of_variation, xyz_class
 from replenish.features.demand import FEATURE_COLUMNS
+from replenish.io.catalog import BRONZE_COLUMNS
 
 pytestmark = pytest.mark.spark
 
 D = dt.date
-SALES_SCHEMA = (
-    "sku string, location string, date date, quantity double, price double, promo boolean, "
-    "in_stock boolean, is_return boolean"
-)
+SALES_SCHEMA = BRONZE_COLUMNS["sales"]
 PRODUCTS_SCHEMA = "sku string, name string, category string, unit_price double, launch_date date"
 
 

@@ -9,14 +9,12 @@ import pytest
 from replenish.errors import ValidationError
 from replenish.features import FeaturesConfig, build_features
 from replenish.features.demand import sales_grain
+from replenish.io.catalog import BRONZE_COLUMNS
 
 pytestmark = pytest.mark.spark
 
 D = dt.date
-SALES_SCHEMA = (
-    "sku string, location string, date date, quantity double, price double, promo boolean, "
-    "in_stock boolean, is_return boolean"
-)
+SALES_SCHEMA = BRONZE_COLUMNS["sales"]
 
 
 def _months(spark):

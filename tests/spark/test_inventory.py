@@ -54,6 +54,7 @@ from replenish.inventory.schemas import (
     SAFETY_STOCK_SCHEMA,
 )
 from replenish.inventory.settings import InventoryConfig, SelectionConfig
+from replenish.io.catalog import BRONZE_COLUMNS
 from replenish.shared import RunStamp
 
 pytestmark = pytest.mark.spark
@@ -73,11 +74,8 @@ BACKTEST_SCHEMA = (
     "cutoff date, date date, step int, y double, yhat double"
 )
 PROFILE_SCHEMA = "freq string, sku string, location string, category string, demand_class string, abc_xyz string"
-SUPPLIER_SCHEMA = (
-    "sku string, location string, supplier_id string, lead_time_mean_days double, lead_time_std_days double, "
-    "moq double, pack_size double, ordering_cost double, unit_cost double"
-)
-INVENTORY_SCHEMA = "sku string, location string, snapshot_date date, on_hand double, on_order double, backorders double"
+SUPPLIER_SCHEMA = BRONZE_COLUMNS["suppliers"]
+INVENTORY_SCHEMA = BRONZE_COLUMNS["inventory"]
 PRODUCT_SCHEMA = "sku string, category string, unit_cost double"
 
 FORECASTS = {"A": {"good": 10.0, "bad": 10.0}, "B": {"good": 5.0}, "C": {"good": 0.0}, "D": {"good": 0.5}}

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from deltalake import write_deltalake
 
+from replenish.ingest.schemas import SCHEMAS
 from replenish.inventory.schemas import (
     FORECAST_ACCURACY_SCHEMA,
     INVENTORY_SIMULATION_SCHEMA,
@@ -24,6 +25,7 @@ from replenish.inventory.schemas import (
     SAFETY_STOCK_SCHEMA,
 )
 from replenish.io.bi import duckdb_connect, spark_views
+from replenish.io.catalog import table
 from replenish.io.lake import Lake
 
 pytestmark = pytest.mark.spark
@@ -131,24 +133,7 @@ def _tables() -> dict[str, pd.DataFrame]:
                 )
     frames = {
         "silver.demand": pd.DataFrame(demand, columns=["freq", "sku", "location", "date", "demand"]),
-        "gold.forecast": pd.DataFrame(
-            forecast,
-            columns=[
-                "run_id",
-                "run_date",
-                "freq",
-                "sku",
-                "location",
-                "model",
-                "date",
-                "step",
-                "yhat",
-                "yhat_lo_80",
-                "yhat_hi_80",
-                "yhat_lo_95",
-                "yhat_hi_95",
-            ],
-        ),
+        "gold.forecast": pd.DataFrame(forecast, columns=list(table("gold.forecast").column_names)),
         "gold.backtest_forecast": pd.DataFrame(
             backtest,
             columns=[
@@ -206,21 +191,11 @@ def _tables() -> dict[str, pd.DataFrame]:
         ),
         "bronze.suppliers": pd.DataFrame(
             [(sku, "L1", "S1", 5.0, 1.5, 0.0, 1.0, 40.0, 2.0) for sku in RATES if sku != "P6"],
-            columns=[
-                "sku",
-                "location",
-                "supplier_id",
-                "lead_time_mean_days",
-                "lead_time_std_days",
-                "moq",
-                "pack_size",
-                "ordering_cost",
-                "unit_cost",
-            ],
+            columns=list(SCHEMAS["suppliers"].names),
         ),
         "bronze.inventory": pd.DataFrame(
             [(sku, "L1", LAST, 10.0, 0.0, 0.0) for sku in RATES],
-            columns=["sku", "location", "snapshot_date", "on_hand", "on_order", "backorders"],
+            columns=list(SCHEMAS["inventory"].names),
         ),
         "bronze.products": pd.DataFrame([(sku, "cat", 3.0) for sku in RATES], columns=["sku", "category", "unit_cost"]),
     }

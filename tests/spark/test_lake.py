@@ -379,3 +379,17 @@ def test_reading_a_missing_table_names_it(lake: Lake) -> None:
 def test_overwrite_partitions_needs_a_partitioned_table(lake: Lake, spark) -> None:
     with pytest.raises(LakeError, match="not partitioned"):
         lake.write(spark.range(3), FLAT, mode="overwrite_partitions")
+
+
+def test_read_or_empty_gives_a_missing_table_as_its_catalog_columns(lake: Lake) -> None:
+    from replenish.io.catalog import table
+
+    empty = lake.read_or_empty("bronze.suppliers")
+    assert empty.count() == 0
+    assert empty.schema == table("bronze.suppliers").schema
+    assert not lake.exists("bronze.suppliers")  # reading does not create it
+    rows = lake.empty("silver.sku_index").union(lake.spark.createDataFrame([("SKU-1", 0)], "sku string, sku_index int"))
+    lake.write(rows, "silver.sku_index")
+    assert [tuple(row) for row in lake.read_or_empty("silver.sku_index").collect()] == [("SKU-1", 0)]
+    with pytest.raises(LakeError, match="declares no columns"):
+        lake.empty(FLAT)

@@ -18,6 +18,7 @@ import pytest
 
 from replenish.ingest.read import read_raw
 from replenish.ingest.validate import IngestConfig, validate
+from replenish.io.catalog import BRONZE_COLUMNS
 from replenish.stream.events import stock_changes
 from replenish.stream.position import BatchStamp, apply_changes, crossing_alerts, latest_plan, seed_positions
 from replenish.stream.runner import FAILPOINT_ENV, FAILPOINT_FILE_ENV
@@ -29,7 +30,7 @@ DAY = dt.date(2026, 12, 2)
 STAMP = BatchStamp("test-stream", 7, dt.datetime(2026, 12, 2, 12, 0))
 SALES = "sku string, location string, date date, quantity double, is_return boolean"
 MOVEMENTS = "event_id string, sku string, location string, timestamp timestamp, movement string, quantity double"
-INVENTORY = "sku string, location string, snapshot_date date, on_hand double, on_order double, backorders double"
+INVENTORY = BRONZE_COLUMNS["inventory"]
 PLAN = (
     "run_id string, run_date date, sku string, location string, policy string, reorder_point double, "
     "order_up_to_level double, lot_size double, moq double, pack_size double"

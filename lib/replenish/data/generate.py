@@ -39,7 +39,7 @@ from pyspark.sql import functions as F
 
 from replenish.data import draws
 from replenish.errors import ConfigError
-from replenish.io.catalog import ENTITIES
+from replenish.io.catalog import BRONZE_COLUMNS, ENTITIES, parse_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -264,33 +264,12 @@ BAD_ROW_KINDS: tuple[str, ...] = (
 )
 ROWS_PER_PARTITION = 2_000_000
 
+# The generating truth, kept for tests and benchmarks (ingest ignores columns it does not know).
+TRUTH_COLUMNS: dict[str, tuple[str, ...]] = {"products": ("demand_profile",)}
+# The columns of each raw file: the catalog's bronze columns of the entity, then the truth.
 OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "sales": ("sku", "location", "date", "quantity", "price", "promo", "in_stock", "is_return"),
-    "products": (
-        "sku",
-        "name",
-        "category",
-        "subcategory",
-        "brand",
-        "unit_cost",
-        "unit_price",
-        "launch_date",
-        "demand_profile",
-    ),
-    "locations": ("location", "name", "region", "location_type"),
-    "interactions": ("user_id", "sku", "event", "timestamp", "location"),
-    "suppliers": (
-        "sku",
-        "location",
-        "supplier_id",
-        "lead_time_mean_days",
-        "lead_time_std_days",
-        "moq",
-        "pack_size",
-        "ordering_cost",
-        "unit_cost",
-    ),
-    "inventory": ("sku", "location", "snapshot_date", "on_hand", "on_order", "backorders"),
+    entity: (*(name for name, _ in parse_columns(BRONZE_COLUMNS[entity])), *TRUTH_COLUMNS.get(entity, ()))
+    for entity in ENTITIES
 }
 
 

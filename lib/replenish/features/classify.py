@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike
 
 from replenish.errors import ValidationError
 from replenish.features.settings import FeaturesConfig
+from replenish.io.catalog import table
 from replenish.shared import check_freq
 
 if TYPE_CHECKING:
@@ -35,27 +36,7 @@ if TYPE_CHECKING:
 ADI_CUTOFF = 1.32
 CV2_CUTOFF = 0.49
 DEMAND_CLASSES: tuple[str, ...] = ("smooth", "erratic", "intermittent", "lumpy", "no_demand")
-PROFILE_COLUMNS: tuple[str, ...] = (
-    "freq",
-    "sku",
-    "location",
-    "category",
-    "first_date",
-    "last_date",
-    "n_periods",
-    "n_nonzero",
-    "total_demand",
-    "revenue",
-    "adi",
-    "cv2",
-    "demand_cv",
-    "demand_class",
-    "abc",
-    "xyz",
-    "abc_xyz",
-    "censored_share",
-    "is_new",
-)
+PROFILE_COLUMNS: tuple[str, ...] = table("silver.series_profile").column_names  # the catalog's, in order
 
 
 def _uncensored(demand: ArrayLike, censored: ArrayLike | None) -> np.ndarray:

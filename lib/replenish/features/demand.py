@@ -36,6 +36,7 @@ from replenish.features.calendar import (
     period_start_column,
 )
 from replenish.features.settings import FeaturesConfig, ReturnsPolicy
+from replenish.io.catalog import BRONZE_COLUMNS, parse_columns
 from replenish.shared import FREQUENCIES, check_freq
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERIES_KEYS: tuple[str, ...] = ("sku", "location")
-SALES_COLUMNS: tuple[str, ...] = ("sku", "location", "date", "quantity", "price", "promo", "in_stock", "is_return")
+SALES_COLUMNS: tuple[str, ...] = tuple(name for name, _ in parse_columns(BRONZE_COLUMNS["sales"]))
 DEMAND_COLUMNS: tuple[str, ...] = (
     "freq",
     "sku",

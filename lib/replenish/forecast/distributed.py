@@ -32,6 +32,7 @@ from replenish.errors import ValidationError
 from replenish.forecast.backtest import METRICS, SCORE_KEYS, score_frame
 from replenish.forecast.series import RECORD_COLUMNS, forecast_batches
 from replenish.forecast.settings import REGRESSORS, ForecastPlan
+from replenish.io.catalog import table
 from replenish.shared import MONTHS_PER_PERIOD
 
 if TYPE_CHECKING:
@@ -39,37 +40,11 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 PREDICTION_COLUMNS: tuple[str, ...] = ("yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95")
-RUN_COLUMNS: tuple[str, ...] = ("run_id", "run_date", "freq", "sku", "location", "model")
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "gold.forecast": (*RUN_COLUMNS, "date", "step", *PREDICTION_COLUMNS),
-    "gold.backtest_forecast": (
-        *RUN_COLUMNS,
-        "fold",
-        "cutoff",
-        "date",
-        "step",
-        "y",
-        "censored",
-        *PREDICTION_COLUMNS,
-        "mase_scale",
-    ),
-    "gold.forecast_backtest": (*RUN_COLUMNS, "fold", "cutoff", "horizon", *METRICS, "n_scored"),
-    "gold.model_registry": (
-        *RUN_COLUMNS,
-        "demand_class",
-        "params",
-        "status",
-        "reason",
-        "fit_seconds",
-        "train_start",
-        "train_end",
-        "n_obs",
-        "input_versions",
-        "config_hash",
-        "mlflow_run_id",
-    ),
+    name: table(name).column_names
+    for name in ("gold.forecast", "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry")
 }
-"""The columns of each output table, in order (docs/tables.md)."""
+"""The columns of each output table, in order: the catalog's (docs/tables.md)."""
 
 _RECORD_OF_TABLE = {
     "gold.forecast": "forecast",

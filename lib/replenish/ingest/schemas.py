@@ -1,20 +1,19 @@
 """The declared schema of each raw entity: its columns, their bronze types, defaults and value rules.
 
-One `EntitySchema` per entity is the single source of what ingest accepts (docs/tables.md, "Raw input
-files" and "bronze"): which columns a file must have, what a missing optional column becomes, and which
-values send a row to the quarantine. Validation, the bronze and quarantine table schemas and the
-documentation all follow from these declarations.
+The columns and their types are the catalog's `bronze.<entity>` (replenish.io.catalog); this module adds
+what ingest enforces on them (docs/tables.md, "Raw input files" and "bronze"): which columns a file must
+have, what a missing optional column becomes, and which values send a row to the quarantine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pyspark.sql import types as T
 
 from replenish.errors import ConfigError
-from replenish.io.catalog import INGEST_ENTITIES, table
+from replenish.io.catalog import BRONZE_COLUMNS, INGEST_ENTITIES, parse_columns, table
 
 ColumnType = Literal["string", "date", "timestamp", "double", "boolean"]
 Sign = Literal["non_negative", "positive"]
@@ -127,30 +126,16 @@ class EntitySchema:
         raise KeyError(f"{self.entity} has no column {name!r}")
 
     def bronze_schema(self) -> T.StructType:
-        """The schema of `bronze.<entity>`: the typed columns, then `ingested_at` and `source_file`."""
-        return T.StructType(
-            [
-                *[T.StructField(column.name, column.spark_type) for column in self.columns],
-                T.StructField(INGESTED_AT, T.TimestampType()),
-                T.StructField(BRONZE_SOURCE_FILE, T.StringType()),
-            ]
-        )
+        """The schema of `bronze.<entity>` (the catalog's): the typed columns, then `ingested_at` and `source_file`."""
+        return table(f"bronze.{self.entity}").schema
 
     def quarantine_schema(self) -> T.StructType:
-        """The schema of `quarantine.<entity>`: every declared column as raw text, then the reject details.
+        """The schema of `quarantine.<entity>` (the catalog's): declared columns as raw text, then reject details.
 
         The columns are the declared ones (not the file's own), so the table keeps one schema whatever
         files land in it; a column absent from the file is null here.
         """
-        return T.StructType(
-            [
-                *[T.StructField(column.name, T.StringType()) for column in self.columns],
-                T.StructField(QUARANTINE_REASON, T.StringType()),
-                T.StructField(QUARANTINE_ROW_NUMBER, T.LongType()),
-                T.StructField(BRONZE_SOURCE_FILE, T.StringType()),
-                T.StructField(INGESTED_AT, T.TimestampType()),
-            ]
-        )
+        return table(f"quarantine.{self.entity}").schema
 
 
 EVENTS = ("view", "add_to_cart", "purchase")
@@ -159,72 +144,86 @@ EVENTS = ("view", "add_to_cart", "purchase")
 MOVEMENTS = ("receipt", "adjustment", "order_placed", "order_cancelled")
 ALL_LOCATIONS = "ALL"
 
-_COLUMNS: dict[str, tuple[ColumnSpec, ...]] = {
+
+@dataclass(frozen=True)
+class _Rule:
+    """What ingest enforces on one catalog column of an entity (the fields of `ColumnSpec` but its type)."""
+
+    name: str
+    required: bool = False
+    default: Any = None
+    sign: Sign | None = None
+    allowed: tuple[str, ...] = ()
+
+
+_RULES: dict[str, tuple[_Rule, ...]] = {
     "sales": (
-        ColumnSpec("sku", required=True),
-        ColumnSpec("location", default=ALL_LOCATIONS),
-        ColumnSpec("date", "date", required=True),
-        ColumnSpec("quantity", "double", required=True),
-        ColumnSpec("price", "double", sign="non_negative"),
-        ColumnSpec("promo", "boolean", default=False),
-        ColumnSpec("in_stock", "boolean", default=True),
-        ColumnSpec("is_return", "boolean", default=False),
+        _Rule("sku", required=True),
+        _Rule("location", default=ALL_LOCATIONS),
+        _Rule("date", required=True),
+        _Rule("quantity", required=True),
+        _Rule("price", sign="non_negative"),
+        _Rule("promo", default=False),
+        _Rule("in_stock", default=True),
+        _Rule("is_return", default=False),
     ),
     "products": (
-        ColumnSpec("sku", required=True),
-        ColumnSpec("name"),
-        ColumnSpec("category"),
-        ColumnSpec("subcategory"),
-        ColumnSpec("brand"),
-        ColumnSpec("unit_cost", "double", sign="non_negative"),
-        ColumnSpec("unit_price", "double", sign="non_negative"),
-        ColumnSpec("launch_date", "date"),
+        _Rule("sku", required=True),
+        _Rule("unit_cost", sign="non_negative"),
+        _Rule("unit_price", sign="non_negative"),
     ),
-    "locations": (
-        ColumnSpec("location", required=True),
-        ColumnSpec("name"),
-        ColumnSpec("region"),
-        ColumnSpec("location_type"),
-    ),
+    "locations": (_Rule("location", required=True),),
     "interactions": (
-        ColumnSpec("user_id", required=True),
-        ColumnSpec("sku", required=True),
-        ColumnSpec("event", required=True, allowed=EVENTS),
-        ColumnSpec("timestamp", "timestamp", required=True),
-        ColumnSpec("location"),
+        _Rule("user_id", required=True),
+        _Rule("sku", required=True),
+        _Rule("event", required=True, allowed=EVENTS),
+        _Rule("timestamp", required=True),
     ),
     "suppliers": (
-        ColumnSpec("sku", required=True),
-        ColumnSpec("location", default=ALL_LOCATIONS),
-        ColumnSpec("supplier_id"),
-        ColumnSpec("lead_time_mean_days", "double", sign="non_negative"),
-        ColumnSpec("lead_time_std_days", "double", sign="non_negative"),
-        ColumnSpec("moq", "double", sign="non_negative"),
-        ColumnSpec("pack_size", "double", sign="positive"),
-        ColumnSpec("ordering_cost", "double", sign="non_negative"),
-        ColumnSpec("unit_cost", "double", sign="non_negative"),
+        _Rule("sku", required=True),
+        _Rule("location", default=ALL_LOCATIONS),
+        _Rule("lead_time_mean_days", sign="non_negative"),
+        _Rule("lead_time_std_days", sign="non_negative"),
+        _Rule("moq", sign="non_negative"),
+        _Rule("pack_size", sign="positive"),
+        _Rule("ordering_cost", sign="non_negative"),
+        _Rule("unit_cost", sign="non_negative"),
     ),
     "inventory": (
-        ColumnSpec("sku", required=True),
-        ColumnSpec("location", default=ALL_LOCATIONS),
-        ColumnSpec("snapshot_date", "date", default=AS_OF),
-        ColumnSpec("on_hand", "double", required=True, sign="non_negative"),
-        ColumnSpec("on_order", "double", default=0.0, sign="non_negative"),
-        ColumnSpec("backorders", "double", default=0.0, sign="non_negative"),
+        _Rule("sku", required=True),
+        _Rule("location", default=ALL_LOCATIONS),
+        _Rule("snapshot_date", default=AS_OF),
+        _Rule("on_hand", required=True, sign="non_negative"),
+        _Rule("on_order", default=0.0, sign="non_negative"),
+        _Rule("backorders", default=0.0, sign="non_negative"),
     ),
     "inventory_movements": (
-        ColumnSpec("event_id", required=True),
-        ColumnSpec("sku", required=True),
-        ColumnSpec("location", default=ALL_LOCATIONS),
-        ColumnSpec("timestamp", "timestamp", required=True),
-        ColumnSpec("movement", required=True, allowed=MOVEMENTS),
-        ColumnSpec("quantity", "double", required=True),
-        ColumnSpec("reference"),
+        _Rule("event_id", required=True),
+        _Rule("sku", required=True),
+        _Rule("location", default=ALL_LOCATIONS),
+        _Rule("timestamp", required=True),
+        _Rule("movement", required=True, allowed=MOVEMENTS),
+        _Rule("quantity", required=True),
     ),
 }
 
+
+def _columns(entity: str) -> tuple[ColumnSpec, ...]:
+    """The catalog's columns of `bronze.<entity>` (names, order, types) with this module's rules on them."""
+    rules = {rule.name: rule for rule in _RULES[entity]}
+    types = dict(parse_columns(BRONZE_COLUMNS[entity]))
+    unknown = sorted(set(rules) - set(types))
+    if unknown:
+        raise ConfigError(f"{entity}: rules for column(s) {unknown} that bronze.{entity} does not declare")
+    columns = []
+    for name, kind in types.items():
+        rule = rules.get(name, _Rule(name))
+        columns.append(ColumnSpec(name, cast(ColumnType, kind), rule.required, rule.default, rule.sign, rule.allowed))
+    return tuple(columns)
+
+
 SCHEMAS: dict[str, EntitySchema] = {
-    entity: EntitySchema(entity, _COLUMNS[entity], table(f"bronze.{entity}").keys) for entity in INGEST_ENTITIES
+    entity: EntitySchema(entity, _columns(entity), table(f"bronze.{entity}").keys) for entity in INGEST_ENTITIES
 }
 
 

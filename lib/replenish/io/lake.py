@@ -199,6 +199,24 @@ class Lake:
             return self._engine.read(uri, timestamp=moment)
         return self._engine.read(uri, version=version)
 
+    def empty(self, name: str | TableSpec) -> DataFrame:
+        """An empty frame with the catalog's columns of `name`: the stand-in for a table not written yet.
+
+        Raises:
+            LakeError: the spec declares no columns (a TableSpec built outside the catalog).
+        """
+        spec = table(name)
+        if not spec.columns:
+            raise LakeError(f"table {spec.name} declares no columns, so it has no empty form")
+        return self.spark.createDataFrame([], spec.schema)
+
+    def read_or_empty(self, name: str | TableSpec) -> DataFrame:
+        """Table `name` at its current version, or `empty(name)` when it does not exist yet.
+
+        For optional inputs, whose absence the caller handles like a table without rows.
+        """
+        return self.read(name) if self.exists(name) else self.empty(name)
+
     def write(
         self,
         df: DataFrame,

@@ -15,17 +15,8 @@ from pyspark.ml.feature import PCA
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    BooleanType,
-    DateType,
-    DoubleType,
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-)
 
+from replenish.io.catalog import table, with_required
 from replenish.recommend.confidence import confidence, event_weights, time_split
 from replenish.recommend.ids import extend_id_map
 from replenish.recommend.model import (
@@ -46,22 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EVALUATION_SCHEMA = StructType(
-    [
-        StructField("run_id", StringType(), False),
-        StructField("run_date", DateType(), False),
-        StructField("model", StringType(), False),
-        StructField("als_rank", IntegerType(), True),
-        StructField("reg_param", DoubleType(), True),
-        StructField("alpha", DoubleType(), True),
-        StructField("k", IntegerType(), False),
-        StructField("precision_at_k", DoubleType(), True),
-        StructField("recall_at_k", DoubleType(), True),
-        StructField("map_at_k", DoubleType(), True),
-        StructField("ndcg_at_k", DoubleType(), True),
-        StructField("test_users", LongType(), False),
-        StructField("chosen", BooleanType(), False),
-    ]
+# gold.recommender_evaluation's catalog columns; the ALS settings and the measures may be null.
+EVALUATION_SCHEMA = with_required(
+    table("gold.recommender_evaluation").schema, ("run_id", "run_date", "model", "k", "test_users", "chosen")
 )
 
 

@@ -19,53 +19,19 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from replenish.inventory import formulas
 from replenish.inventory.ops import SPARK, col, sql
+from replenish.io.catalog import table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 KEYS = ("sku", "location")
 
-POSITION_SCHEMA = T.StructType(
-    [
-        T.StructField("sku", T.StringType()),
-        T.StructField("location", T.StringType()),
-        T.StructField("snapshot_date", T.DateType()),
-        T.StructField("net_stock", T.DoubleType()),
-        T.StructField("on_hand", T.DoubleType()),
-        T.StructField("on_order", T.DoubleType()),
-        T.StructField("backorders", T.DoubleType()),
-        T.StructField("inventory_position", T.DoubleType()),
-        T.StructField("events_applied", T.LongType()),
-        T.StructField("last_event_date", T.DateType()),
-        T.StructField("updated_at", T.TimestampType()),
-        T.StructField("stream_id", T.StringType()),
-        T.StructField("batch_id", T.LongType()),
-    ]
-)
-
-ALERT_SCHEMA = T.StructType(
-    [
-        T.StructField("stream_id", T.StringType()),
-        T.StructField("batch_id", T.LongType()),
-        T.StructField("alerted_at", T.TimestampType()),
-        T.StructField("sku", T.StringType()),
-        T.StructField("location", T.StringType()),
-        T.StructField("plan_run_id", T.StringType()),
-        T.StructField("policy", T.StringType()),
-        T.StructField("reorder_point", T.DoubleType()),
-        T.StructField("order_up_to_level", T.DoubleType()),
-        T.StructField("previous_position", T.DoubleType()),
-        T.StructField("inventory_position", T.DoubleType()),
-        T.StructField("on_hand", T.DoubleType()),
-        T.StructField("on_order", T.DoubleType()),
-        T.StructField("backorders", T.DoubleType()),
-        T.StructField("order_quantity", T.DoubleType()),
-    ]
-)
+# The catalog's columns of the two tables the stream keeps (docs/tables.md, "gold streaming").
+POSITION_SCHEMA = table("gold.inventory_position").schema
+ALERT_SCHEMA = table("gold.reorder_alerts").schema
 
 # Columns of the latest plan that an alert needs.
 PLAN_COLUMNS = (

@@ -27,14 +27,11 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import functions as F
 
 from replenish.errors import LakeError, ValidationError
-from replenish.ingest.schemas import entity_schema
 from replenish.io.catalog import table
 from replenish.io.lake import table_uri
 from replenish.stream.events import stock_changes
 from replenish.stream.position import (
-    ALERT_SCHEMA,
     KEYS,
-    POSITION_SCHEMA,
     BatchStamp,
     apply_changes,
     crossing_alerts,
@@ -118,16 +115,11 @@ def prepare_tables(lake: Lake, *, checkpoint: str, reset: bool = False) -> dict[
     if not lake.exists("bronze.sales"):
         raise ValidationError("bronze.sales does not exist: run `replenish ingest sales FILE` first")
     if not lake.exists("bronze.inventory_movements"):
-        empty = spark.createDataFrame([], entity_schema("inventory_movements").bronze_schema())
-        lake.write(empty, "bronze.inventory_movements")
+        lake.write(lake.empty("bronze.inventory_movements"), "bronze.inventory_movements")
     if reset:
         deleted = delete_checkpoint(spark, checkpoint)
         log.info("reset: checkpoint %s %s; positions seeded again", checkpoint, "deleted" if deleted else "absent")
-    seeds = (
-        seed_positions(lake.read("bronze.inventory"))
-        if lake.exists("bronze.inventory")
-        else spark.createDataFrame([], POSITION_SCHEMA)
-    )
+    seeds = seed_positions(lake.read("bronze.inventory")) if lake.exists("bronze.inventory") else lake.empty(POSITIONS)
     stream_id = checkpoint_stream_id(spark, checkpoint)
     if reset or not lake.exists(POSITIONS):
         if stream_id is not None:
@@ -153,7 +145,7 @@ def prepare_tables(lake: Lake, *, checkpoint: str, reset: bool = False) -> dict[
             )
         seeded = lake.insert_new(seeds, POSITIONS, keys=list(KEYS)).rows_written
     if not lake.exists(ALERTS):
-        lake.write(spark.createDataFrame([], ALERT_SCHEMA), ALERTS)
+        lake.write(lake.empty(ALERTS), ALERTS)
     return {"seeded_positions": seeded, "stream_id": stream_id}
 
 
@@ -200,9 +192,7 @@ class PositionWriter:
         changed = apply_changes(lake.read(POSITIONS), batch, stamp).persist()
         try:
             plan = latest_plan(lake.read("gold.replenishment_plan")) if lake.exists("gold.replenishment_plan") else None
-            alerts = (
-                crossing_alerts(changed, plan, stamp) if plan is not None else spark.createDataFrame([], ALERT_SCHEMA)
-            )
+            alerts = crossing_alerts(changed, plan, stamp) if plan is not None else lake.empty(ALERTS)
             # Written even when empty: the commit records this batch's transaction, so that a replay
             # after the positions moved cannot add alerts computed from the wrong starting point.
             (
