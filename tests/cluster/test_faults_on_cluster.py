@@ -113,19 +113,17 @@ def _rows(spark, lake: Path, name: str) -> pd.DataFrame:
 
     frame = Lake(spark, str(lake)).read(name).toPandas()
     frame = frame.drop(columns=[c for c in RUN_DEPENDENT_COLUMNS if c in frame.columns])
-    return frame.sort_values(_keys(name, frame)).reset_index(drop=True)
+    return frame.sort_values(_keys(name)).reset_index(drop=True)
 
 
-def _keys(name: str, frame: pd.DataFrame) -> list[str]:
-    """The table's keys, plus `model` where rows are per model (the registry has one row per model)."""
-    keys = list(table(name).keys)
-    return [*keys, "model"] if "model" in frame.columns and "model" not in keys else keys
+def _keys(name: str) -> list[str]:
+    return list(table(name).keys)
 
 
 def assert_same_gold(spark, lake: Path, clean: Path) -> None:
     for name in FORECAST_TABLES:
         got, expected = _rows(spark, lake, name), _rows(spark, clean, name)
-        keys = _keys(name, got)
+        keys = _keys(name)
         assert not got.duplicated(keys).any(), f"{name} has duplicate rows"
         assert len(got) == len(expected), f"{name}: {len(got)} rows, the clean run wrote {len(expected)}"
         pd.testing.assert_frame_equal(got, expected, check_exact=True, obj=name)

@@ -234,7 +234,7 @@ _TABLES = [
     TableSpec(
         "gold.model_registry",
         partition_by=("run_date",),
-        keys=("run_id", "sku", "location"),
+        keys=("run_id", "sku", "location", "model"),
         description="model, orders and fit status per series and run",
         columns=f"{_RUN}, model string, demand_class string, params string, status string, reason string, "
         "fit_seconds double, train_start date, train_end date, n_obs long, input_versions string, "
