@@ -146,11 +146,19 @@ def lstm_forecast(ctx: JobContext, plan: Any, *, settings: Any, country: str | N
         factors=inputs["factors"],
         holidays=inputs["holidays"],
     )
-    written = {name: ctx.lake.write_with_result(df, name, mode="append") for name, df in tables.items()}
+    this_run = (F.col("run_id") == ctx.run_id) & (F.col("model") == pipeline.MODEL_NAME)
+    written: dict[str, Any] = {
+        name: ctx.lake.write_with_result(tables[name], name, mode="append")
+        for name in ("gold.forecast", "gold.backtest_forecast")
+        if name in tables
+    }
     mase = None
-    if "gold.forecast_backtest" in written:
-        scores = ctx.lake.read("gold.forecast_backtest", version=written["gold.forecast_backtest"].version)
-        mase = scores.where((F.col("run_id") == ctx.run_id) & (F.col("model") == "lstm")).agg(F.avg("mase")).first()[0]
+    if "gold.backtest_forecast" in written:
+        stored = ctx.lake.read("gold.backtest_forecast", version=written["gold.backtest_forecast"].version)
+        scores = pipeline.lstm_backtest_scores(stored.where(this_run))
+        written["gold.forecast_backtest"] = ctx.lake.write_with_result(scores, "gold.forecast_backtest", mode="append")
+        scored = ctx.lake.read("gold.forecast_backtest", version=written["gold.forecast_backtest"].version)
+        mase = scored.where(this_run).agg(F.avg("mase")).first()[0]
     row = pipeline.registry_row(
         ctx.spark,
         lplan,

@@ -380,7 +380,7 @@ def lstm_forecast_tables(
     """
     from pyspark.sql import functions as F
 
-    from replenish.forecast.distributed import TABLE_COLUMNS, backtest_metrics
+    from replenish.forecast.distributed import TABLE_COLUMNS
     from replenish.neural.inference import predict_windows
 
     stamp = {
@@ -445,10 +445,20 @@ def lstm_forecast_tables(
             "mase_scale": F.col("mase_scale"),
         }
         backtest = scored.select(*[values[name].alias(name) for name in TABLE_COLUMNS["gold.backtest_forecast"]])
-        keys = ("run_id", "run_date", "freq", "sku", "location", "model", "fold")
-        metrics = backtest_metrics(backtest, keys=keys).select(*TABLE_COLUMNS["gold.forecast_backtest"])
-        tables.update({"gold.backtest_forecast": backtest, "gold.forecast_backtest": metrics})
+        tables.update({"gold.backtest_forecast": backtest, "gold.forecast_backtest": lstm_backtest_scores(backtest)})
     return tables
+
+
+def lstm_backtest_scores(backtest: DataFrame) -> DataFrame:
+    """gold.forecast_backtest rows from the LSTM's gold.backtest_forecast rows.
+
+    A job scores the rows it has written (read back at their version), not the frame that made them:
+    that frame is the model's inference over every cutoff, which Spark would run a second time.
+    """
+    from replenish.forecast.distributed import TABLE_COLUMNS, backtest_metrics
+
+    keys = ("run_id", "run_date", "freq", "sku", "location", "model", "fold")
+    return backtest_metrics(backtest, keys=keys).select(*TABLE_COLUMNS["gold.forecast_backtest"])
 
 
 def timed(seconds_since: float) -> float:
