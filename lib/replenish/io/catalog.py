@@ -135,49 +135,22 @@ _METRICS = "mase double, wape double, bias double, rmse double, coverage_80 doub
 _STAMP = "run_id string, run_date date"
 _INVENTORY_RUN = f"{_RUN}, forecast_run_id string"
 
+# Bronze tables: keys and description per entity; columns are the entity's typed columns and ingest's own.
+_BRONZE: dict[str, tuple[tuple[str, ...], str]] = {
+    "sales": (("sku", "location", "date"), "daily sales per SKU-location, typed"),
+    "products": (("sku",), "product master and hierarchy"),
+    "locations": (("location",), "stores / warehouses and regions"),
+    "interactions": (("user_id", "sku", "event", "timestamp"), "user-item events: view, add_to_cart, purchase"),
+    "suppliers": (("sku", "location"), "supplier, lead time mean and spread, costs"),
+    "inventory": (("sku", "location", "snapshot_date"), "on hand / on order snapshot"),
+    "inventory_movements": (("event_id",), "inventory events: receipts, adjustments, orders placed and cancelled"),
+}
+
 _TABLES = [
-    TableSpec(
-        "bronze.sales",
-        keys=("sku", "location", "date"),
-        description="daily sales per SKU-location, typed",
-        columns=f"{BRONZE_COLUMNS['sales']}, {INGESTED}",
-    ),
-    TableSpec(
-        "bronze.products",
-        keys=("sku",),
-        description="product master and hierarchy",
-        columns=f"{BRONZE_COLUMNS['products']}, {INGESTED}",
-    ),
-    TableSpec(
-        "bronze.locations",
-        keys=("location",),
-        description="stores / warehouses and regions",
-        columns=f"{BRONZE_COLUMNS['locations']}, {INGESTED}",
-    ),
-    TableSpec(
-        "bronze.interactions",
-        keys=("user_id", "sku", "event", "timestamp"),
-        description="user-item events: view, add_to_cart, purchase",
-        columns=f"{BRONZE_COLUMNS['interactions']}, {INGESTED}",
-    ),
-    TableSpec(
-        "bronze.suppliers",
-        keys=("sku", "location"),
-        description="supplier, lead time mean and spread, costs",
-        columns=f"{BRONZE_COLUMNS['suppliers']}, {INGESTED}",
-    ),
-    TableSpec(
-        "bronze.inventory",
-        keys=("sku", "location", "snapshot_date"),
-        description="on hand / on order snapshot",
-        columns=f"{BRONZE_COLUMNS['inventory']}, {INGESTED}",
-    ),
-    TableSpec(
-        "bronze.inventory_movements",
-        keys=("event_id",),
-        description="inventory events: receipts, adjustments, orders placed and cancelled",
-        columns=f"{BRONZE_COLUMNS['inventory_movements']}, {INGESTED}",
-    ),
+    *[
+        TableSpec(f"bronze.{entity}", keys=keys, description=text, columns=f"{BRONZE_COLUMNS[entity]}, {INGESTED}")
+        for entity, (keys, text) in _BRONZE.items()
+    ],
     *[
         TableSpec(
             f"quarantine.{entity}",
