@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -175,11 +176,8 @@ FORECAST_SETTINGS = (
     "forecast.series_per_partition=2",
     "--set",
     "forecast.lstm.enabled=false",
-    # a full run re-estimates a carried ARIMA series from its previous coefficients, which moves them
-    # within the optimizer's tolerance (lib/replenish/forecast/incremental.py): off, refits are bitwise
-    "--set",
-    "forecast.warm_start.enabled=false",
 )
+REFITTED = re.compile(r"incremental: (\d+) series refitted \((\d+) with changed inputs, (\d+) warm-started")
 
 
 def _weekly_sales(path: Path, *, skus: range, parity: int | None) -> None:
@@ -265,9 +263,8 @@ def test_incremental_forecast_refits_changed_series_and_equals_a_full_run(weekly
     lake, full, outputs, _ = weekly_lakes
     assert outputs["forecast-1"]["incremental"] == "full: no earlier forecast run of this frequency is recorded"
     assert outputs["features-2"]["incremental"] == "incremental: 2 changed series rebuilt"
-    assert outputs["forecast-2"]["incremental"].startswith(
-        "incremental: 2 series refitted (2 with changed inputs, 0 with stored orders due for a search)"
-    )
+    refitted, changed, warm = map(int, REFITTED.match(outputs["forecast-2"]["incremental"]).groups())
+    assert changed == 2 and warm >= 1 and refitted < 6, outputs["forecast-2"]["incremental"]
     registry = lake.read("gold.model_registry").where("run_id = 'run-2'")
     assert {r["model"] for r in registry.collect()} >= {"arima", "seasonal_naive"}, "the lake exercises ARIMA"
     for name in ("gold.forecast", "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry"):
@@ -281,22 +278,30 @@ def test_incremental_forecast_refits_changed_series_and_equals_a_full_run(weekly
         (r["sku"], r["model"]): r["fit_seconds"]
         for r in lake.read("gold.model_registry").where("run_id = 'run-1'").collect()
     }
-    for row in registry.collect():
-        carried = row["sku"] not in ("SKU-00", "SKU-01")
-        assert (seconds[(row["sku"], row["model"])] == row["fit_seconds"]) == carried, row
+    carried = {row["sku"] for row in registry.collect() if seconds[(row["sku"], row["model"])] == row["fit_seconds"]}
+    assert len(carried) == 6 - refitted and not carried & {"SKU-00", "SKU-01"}, carried
 
 
-def test_incremental_forecast_with_nothing_changed_carries_every_row(weekly_lakes) -> None:
+def test_incremental_forecast_with_nothing_changed_carries_every_row_but_the_warm_starts(weekly_lakes) -> None:
+    from replenish.forecast import latest_arima_orders
     from replenish_jobs import forecast
 
     lake, _, _, quiet = weekly_lakes
     summary = quiet(forecast, "forecast-3", "--freq", "W", "--run-id", "run-3", "--incremental")
-    assert summary["incremental"].startswith("incremental: 0 series refitted")
+    refitted, changed, warm = map(int, REFITTED.match(summary["incremental"]).groups())
+    assert changed == 0 and refitted == warm, summary["incremental"]  # only the warm starts a full run redoes
+    stored = latest_arima_orders(lake.read("gold.model_registry").where("run_id != 'run-3'"), "W")
+    warm_series = stored.select("sku", "location")
+    assert warm_series.count() == warm
     for name in ("gold.forecast", "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry"):
-        before, after = lake.read(name).where("run_id = 'run-2'"), lake.read(name).where("run_id = 'run-3'")
+        before, after = (
+            lake.read(name).where(f"run_id = '{run}'").join(warm_series, ["sku", "location"], "left_anti")
+            for run in ("run-2", "run-3")
+        )
         restamped = ("run_id", "mlflow_run_id", "input_versions")  # this run's: its own MLflow run, inputs read
         columns = [c for c in before.columns if c not in restamped]
         assert _same_rows(before.select(columns), after.select(columns)), name
+        assert name != "gold.forecast" or before.count() > 0, "some series are carried"
 
 
 def test_incremental_forecast_falls_back_to_a_full_run_and_says_why(weekly_lakes) -> None:

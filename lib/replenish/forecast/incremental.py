@@ -14,17 +14,17 @@ commits (`userMetadata`: the silver.demand and silver.series_profile versions it
 settings). Settings that differ, a moved window, or a previous run whose inputs can no longer be
 read make the run a full one, and its summary says why. Otherwise the changed series are found
 exactly, not by fingerprints: the prepared input rows of both versions are compared with
-`exceptAll` both ways (the training window is a small part of `silver.demand`), and the series whose
-stored orders have grown older than `max_order_age_days` are added (a full run would search those
-again). Those are refitted (with the warm start, as a full run would); every other series' rows of
-the previous run are carried into the new run, restamped with its run_id, run_date, input_versions
-and mlflow_run_id. The rows of the cold-start analog model and the LSTM are not carried: they pool
-series, so they are recomputed every run as in a full run.
+`exceptAll` both ways (the training window is a small part of `silver.demand`). Those are refitted,
+and so is every series with stored ARIMA orders (or a stored ARIMA failure) when the warm start is on:
+a full run re-estimates those from the last run's coefficients, which moves them within the
+optimizer's tolerance and records a warm refit, so only refitting them gives the full run's rows (it
+also covers orders that have aged past `max_order_age_days`). Every other series' rows of the previous
+run are carried into the new run, restamped with its run_id, run_date, input_versions and
+mlflow_run_id. The rows of the cold-start analog model and the LSTM are not carried: they pool series,
+so they are recomputed every run as in a full run.
 
 What stays different from a full run (`RUN_DEPENDENT`): a carried row keeps the `fit_seconds` of the
-run that fitted it. And under the warm start a full run re-estimates a carried ARIMA series from its
-previous coefficients on the same data: the optimizer starts at the optimum, so the coefficients move
-only within its tolerance (`tests/unit/test_arima.py`), where the incremental run keeps them.
+run that fitted it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from replenish.forecast.distributed import _window_start, prepare_input
-from replenish.forecast.series import WarmStart
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -165,12 +164,12 @@ def plan_increment(
     if old_rows.columns != new_rows.columns:
         return Increment(f"full: silver.demand's columns changed ({old_rows.columns} -> {new_rows.columns})")
     differing = changed_series(old_rows, new_rows)
-    due = due_for_search(lake.spark, stored_orders, plan)
-    series = differing.unionByName(due).distinct().persist()
-    refit, inputs_changed, searched = series.count(), differing.count(), due.count()
+    warm = warm_started(lake.spark, stored_orders, plan)
+    series = differing.unionByName(warm).distinct().persist()
+    refit, inputs_changed, warm_count = series.count(), differing.count(), warm.count()
     reason = (
-        f"incremental: {refit} series refitted ({inputs_changed} with changed inputs, {searched} with stored "
-        f"orders due for a search); the others carried from run {previous.run_id}"
+        f"incremental: {refit} series refitted ({inputs_changed} with changed inputs, {warm_count} warm-started "
+        f"from stored ARIMA orders); the others carried from run {previous.run_id}"
     )
     return Increment(reason, series=series, previous_run_id=previous.run_id)
 
@@ -190,23 +189,15 @@ def changed_series(old_rows: DataFrame, new_rows: DataFrame) -> DataFrame:
     return gone.unionByName(came).distinct()
 
 
-def due_for_search(spark: Any, stored_orders: DataFrame | None, plan: ForecastPlan) -> DataFrame:
-    """(sku, location) whose stored ARIMA orders (or failed search) are older than the warm start allows.
+def warm_started(spark: Any, stored_orders: DataFrame | None, plan: ForecastPlan) -> DataFrame:
+    """(sku, location) of the series a full run would warm-start: those with stored ARIMA orders or failure.
 
-    A full run searches those again (`series._fit_warm`), so they cannot be carried. The stored rows are
-    one per series with orders; their params are read with the same `WarmStart` the tasks use.
+    A full run re-estimates them from the stored coefficients (or searches again once the orders are
+    too old, or skips a recently failed search with its own reason), so they are refitted, not carried.
     """
-    schema = "sku string, location string"
-    if stored_orders is None or not plan.warm_start or plan.max_order_age_days is None:
-        return spark.createDataFrame([], schema)
-    limit = plan.max_order_age_days
-    due = []
-    for row in stored_orders.select(*SERIES, "warm_params").collect():
-        warm = WarmStart.from_params(row["warm_params"])
-        age = None if warm is None else warm.age_days(plan.run_date)
-        if age is not None and age > limit:
-            due.append((row["sku"], row["location"]))
-    return spark.createDataFrame(due, schema)
+    if stored_orders is None or not plan.warm_start or "routed" not in plan.candidates:
+        return spark.createDataFrame([], "sku string, location string")
+    return stored_orders.select(*SERIES)
 
 
 def carried_rows(
