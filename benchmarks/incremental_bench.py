@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+NEW_DAY_FILE = "part-99999-new-day.csv"
 
 
 def replenish(*argv: str, log: Path) -> list[dict[str, Any]]:
@@ -49,7 +50,11 @@ def replenish(*argv: str, log: Path) -> list[dict[str, Any]]:
 
 
 def add_new_day(sales: Path) -> tuple[str, int]:
-    """Write the last day's sales rows, dated a day later, as a new file of the sales folder."""
+    """Write the last day's sales rows, dated a day later, as a new file of the sales folder (once)."""
+    target = sales / NEW_DAY_FILE
+    if target.exists():
+        lines = target.read_text().splitlines()
+        return lines[1].split(",")[2], len(lines) - 1
     header: list[str] = []
     last = ""
     rows_by_day: dict[str, list[list[str]]] = {}
@@ -65,7 +70,7 @@ def add_new_day(sales: Path) -> tuple[str, int]:
                     rows_by_day.setdefault(row[at], []).append(row)
     new_day = (dt.date.fromisoformat(last) + dt.timedelta(days=1)).isoformat()
     rows = rows_by_day[last]
-    with (sales / "part-99999-new-day.csv").open("w", newline="") as handle:
+    with target.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for row in rows:
@@ -114,21 +119,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="/tmp/incremental_bench", help="folder for the data and the lakes")
     parser.add_argument("--skus", type=int, help="generate --skus (default: the profile's, 1,000)")
     parser.add_argument("--days", type=int, help="generate --days (default: the profile's, 1,095)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep <work>: its data, and the lakes of the night before where they exist (a resumed measurement)",
+    )
+    parser.add_argument("--before-only", action="store_true", help="stop after the nights before (resume with --reuse)")
     args = parser.parse_args(argv)
     work = Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "logs").mkdir(parents=True)
     data = work / "data"
-    scale = [*(["--skus", str(args.skus)] if args.skus else []), *(["--days", str(args.days)] if args.days else [])]
-    replenish("generate", "--out", str(data), "--format", "csv", *scale, log=work / "logs" / "generate.log")
+    if not args.reuse:
+        shutil.rmtree(work, ignore_errors=True)
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    if not (data / "sales").exists():
+        scale = [*(["--skus", str(args.skus)] if args.skus else []), *(["--days", str(args.days)] if args.days else [])]
+        replenish("generate", "--out", str(data), "--format", "csv", *scale, log=work / "logs" / "generate.log")
     freqs = [f.strip() for f in args.freqs.split(",") if f.strip()]
     for freq in freqs:
-        print(f"night before, {freq}:", flush=True)
-        run_all(work / f"lake-{freq}", data, freq, log=work / "logs" / f"before-{freq}.log")
+        if not (work / f"lake-{freq}" / "gold").exists():
+            print(f"night before, {freq}:", flush=True)
+            run_all(work / f"lake-{freq}", data, freq, log=work / "logs" / f"before-{freq}.log")
+    if args.before_only:
+        return 0
     new_day, rows = add_new_day(data / "sales")
     print(f"new day {new_day}: {rows} sales rows in one new file", flush=True)
     results = {}
     for freq in freqs:
+        shutil.rmtree(work / f"full-{freq}", ignore_errors=True)
         shutil.copytree(work / f"lake-{freq}", work / f"full-{freq}")
         print(f"the new night, {freq}:", flush=True)
         incremental = run_all(

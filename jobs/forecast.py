@@ -13,8 +13,9 @@ run_date); the registry records the run id and the versions of the input tables.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
@@ -30,6 +31,9 @@ from replenish.progress import SeriesProgress, series_total
 from replenish.quality import SALES_CHECK, enforce_gate, quality_settings
 from replenish.runtime import JobContext, job_main
 from replenish_jobs.train_lstm import lstm_candidate, lstm_forecast
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +149,14 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
             log.warning("gold.model_registry has no mlflow_run_id column: its rows are appended without it")
             outputs["gold.model_registry"] = outputs["gold.model_registry"].drop("mlflow_run_id")
         if increment.previous_run_id is not None and increment.series is not None:
-            outputs = _with_carried_rows(ctx, outputs, increment, freq=freq, versions=versions)
+            outputs = _with_carried_rows(
+                ctx,
+                outputs,
+                previous_run_id=increment.previous_run_id,
+                refitted=increment.series,
+                freq=freq,
+                versions=versions,
+            )
         ctx.lake.commit_info.update(run_inputs.as_commit_info())  # where the next incremental run starts
         # once per run id: a re-submitted run writes only the tables its first attempt did not commit
         written = {name: append_once(ctx.lake, df, name, match={"run_id": ctx.run_id}) for name, df in outputs.items()}
@@ -175,28 +186,25 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _with_carried_rows(
-    ctx: JobContext, outputs: dict[str, Any], increment: Increment, *, freq: str, versions: dict[str, int | None]
-) -> dict[str, Any]:
+    ctx: JobContext,
+    outputs: dict[str, DataFrame],
+    *,
+    previous_run_id: str,
+    refitted: DataFrame,
+    freq: str,
+    versions: dict[str, int | None],
+) -> dict[str, DataFrame]:
     """Each table's refitted rows plus the previous run's rows of the other series, restamped for this run."""
-    import json
-
     stamp = {
         "run_id": ctx.run_id,
         "run_date": ctx.run_date,
         "mlflow_run_id": ctx.extra.get("mlflow_run_id"),
         "input_versions": json.dumps(dict(versions), sort_keys=True),
     }
-    assert increment.previous_run_id is not None and increment.series is not None
     return {
         name: frame.unionByName(
             carried_rows(
-                ctx.lake,
-                name,
-                previous_run_id=increment.previous_run_id,
-                freq=freq,
-                refitted=increment.series,
-                like=frame,
-                stamp=stamp,
+                ctx.lake, name, previous_run_id=previous_run_id, freq=freq, refitted=refitted, like=frame, stamp=stamp
             )
         )
         for name, frame in outputs.items()
