@@ -108,6 +108,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         config_hash=ctx.config_hash,
         demand_version=versions["silver.demand"],
         profile_version=versions["silver.series_profile"],
+        run_date=ctx.run_date.isoformat(),
     )
     increment = Increment("full: --incremental not given")
     if args.incremental:
@@ -149,10 +150,12 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
             log.warning("gold.model_registry has no mlflow_run_id column: its rows are appended without it")
             outputs["gold.model_registry"] = outputs["gold.model_registry"].drop("mlflow_run_id")
         if increment.previous_run_id is not None and increment.series is not None:
+            assert increment.previous_run_date is not None  # recorded with the run id
             outputs = _with_carried_rows(
                 ctx,
                 outputs,
                 previous_run_id=increment.previous_run_id,
+                previous_run_date=increment.previous_run_date,
                 refitted=increment.series,
                 freq=freq,
                 versions=versions,
@@ -161,8 +164,10 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         # once per run id: a re-submitted run writes only the tables its first attempt did not commit
         written = {name: append_once(ctx.lake, df, name, match={"run_id": ctx.run_id}) for name, df in outputs.items()}
         ctx.lake.commit_info.pop("forecast_inputs", None)
-        outcome = outputs["gold.model_registry"].groupBy("model", "status").count().orderBy("model", "status").collect()
-        mase = outputs["gold.forecast_backtest"].groupBy("model").agg(F.avg("mase").alias("mase")).collect()
+        # from the rows written (this run's partition): the outputs would recompute the carried rows
+        registry_rows, metrics = (_this_run(ctx, name) for name in ("gold.model_registry", "gold.forecast_backtest"))
+        outcome = registry_rows.groupBy("model", "status").count().orderBy("model", "status").collect()
+        mase = metrics.groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:
         progress.stop()
         tables.records.unpersist()
@@ -190,6 +195,7 @@ def _with_carried_rows(
     outputs: dict[str, DataFrame],
     *,
     previous_run_id: str,
+    previous_run_date: str,
     refitted: DataFrame,
     freq: str,
     versions: dict[str, int | None],
@@ -204,11 +210,23 @@ def _with_carried_rows(
     return {
         name: frame.unionByName(
             carried_rows(
-                ctx.lake, name, previous_run_id=previous_run_id, freq=freq, refitted=refitted, like=frame, stamp=stamp
+                ctx.lake,
+                name,
+                previous_run_id=previous_run_id,
+                previous_run_date=previous_run_date,
+                freq=freq,
+                refitted=refitted,
+                like=frame,
+                stamp=stamp,
             )
         )
         for name, frame in outputs.items()
     }
+
+
+def _this_run(ctx: JobContext, name: str) -> DataFrame:
+    """This run's rows of a forecast table as committed (run_date first: the partition)."""
+    return ctx.lake.read(name).where((F.col("run_date") == F.lit(ctx.run_date)) & (F.col("run_id") == ctx.run_id))
 
 
 def check_sales(ctx: JobContext) -> None:

@@ -67,9 +67,10 @@ class ForecastInputs:
     config_hash: str
     demand_version: int | None
     profile_version: int | None
+    run_date: str | None = None
 
     def as_commit_info(self) -> dict[str, str]:
-        return {"forecast_inputs": json.dumps(dataclasses.asdict(self), sort_keys=True)}
+        return {"forecast_inputs": json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)}
 
     @classmethod
     def from_commit(cls, commit: Mapping[str, Any]) -> ForecastInputs | None:
@@ -97,11 +98,13 @@ class Increment:
         reason: why, for the log and the job summary.
         series: (sku, location) of the series to refit (persisted), or None for a full run.
         previous_run_id: the run whose other rows are carried, or None for a full run.
+        previous_run_date: its run_date (the gold tables' partition: the carried rows are read from it).
     """
 
     reason: str
     series: DataFrame | None = None
     previous_run_id: str | None = None
+    previous_run_date: str | None = None
 
     @property
     def full(self) -> bool:
@@ -141,6 +144,8 @@ def plan_increment(
     changed = previous.settings_changed(now)
     if changed:
         return Increment(f"full: the settings that shape forecasts changed ({'; '.join(changed)})")
+    if previous.run_date is None:
+        return Increment("full: the last run did not record its run date")
     if previous.demand_version is None or (previous.profile_version is None) != (now.profile_version is None):
         return Increment("full: the last run read other input tables (silver.series_profile appeared or went)")
     try:
@@ -171,7 +176,7 @@ def plan_increment(
         f"incremental: {refit} series refitted ({inputs_changed} with changed inputs, {warm_count} warm-started "
         f"from stored ARIMA orders); the others carried from run {previous.run_id}"
     )
-    return Increment(reason, series=series, previous_run_id=previous.run_id)
+    return Increment(reason, series=series, previous_run_id=previous.run_id, previous_run_date=previous.run_date)
 
 
 def _last_period(demand: DataFrame, freq: str) -> dt.date | None:
@@ -205,6 +210,7 @@ def carried_rows(
     name: str,
     *,
     previous_run_id: str,
+    previous_run_date: str,
     freq: str,
     refitted: DataFrame,
     like: DataFrame,
@@ -219,8 +225,11 @@ def carried_rows(
     """
     from pyspark.sql import functions as F
 
-    old = lake.read(name).where(
-        (F.col("run_id") == previous_run_id) & (F.col("freq") == freq) & ~F.col("model").isin(*POOLED_MODELS)
+    old = lake.read(name).where(  # run_date first: the partition, so only the previous run's files are read
+        (F.col("run_date") == F.lit(previous_run_date).cast("date"))
+        & (F.col("run_id") == previous_run_id)
+        & (F.col("freq") == freq)
+        & ~F.col("model").isin(*POOLED_MODELS)
     )
     kept = old.join(F.broadcast(refitted.select(*SERIES)), list(SERIES), "left_anti")
     columns = []
