@@ -180,10 +180,11 @@ FORECAST_SETTINGS = (
 REFITTED = re.compile(r"incremental: (\d+) series refitted \((\d+) with changed inputs, (\d+) warm-started")
 
 
-def _weekly_sales(path: Path, *, skus: range, parity: int | None) -> None:
-    """Daily rows of `skus` over WEEKS weeks; with `parity`, only the days of that parity (the rest come late)."""
+def _weekly_sales(path: Path, *, skus: range, parity: int | None, days: range = range(WEEKS * 7)) -> None:
+    """Daily rows of `skus` on `days` (offsets from FIRST_DAY); with `parity`, only the days of that parity
+    (the rest come late)."""
     lines = [HEADER]
-    for offset in range(WEEKS * 7):
+    for offset in days:
         if parity is not None and offset % 2 != parity:
             continue
         day = FIRST_DAY + dt.timedelta(days=offset)
@@ -305,7 +306,7 @@ def test_incremental_forecast_with_nothing_changed_carries_every_row_but_the_war
 
 
 def test_incremental_forecast_falls_back_to_a_full_run_and_says_why(weekly_lakes) -> None:
-    from replenish_jobs import forecast
+    from replenish_jobs import features, forecast
 
     lake, _, _, quiet = weekly_lakes
     horizon = quiet(forecast, "forecast-4", "--freq", "W", "--run-id", "run-4", "--incremental", "--horizon", "3")
@@ -325,3 +326,11 @@ def test_incremental_forecast_falls_back_to_a_full_run_and_says_why(weekly_lakes
     assert settings["incremental"].startswith(
         "full: the settings that shape forecasts changed (horizon 3 -> 4; config_hash"
     )
+    # a new complete week moves every series' window (at daily grain, every new day does)
+    raw = Path(lake.root).parent / "raw"
+    _weekly_sales(raw / "sales" / "part-0003.csv", skus=range(0, 6), parity=None, days=range(WEEKS * 7, WEEKS * 7 + 7))
+    quiet(ingest, "ingest-3", "--all", str(raw), "--incremental")
+    quiet(features, "features-3", "--freq", "W", "--incremental")
+    folds = ("--set", "forecast.backtest.folds=1")  # run-5's settings: only the data moved
+    moved = quiet(forecast, "forecast-6", "--freq", "W", "--run-id", "run-6", "--incremental", *folds)
+    assert moved["incremental"].startswith("full: the data's last period moved from 2024-09-02 to 2024-09-09"), moved
