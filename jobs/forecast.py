@@ -13,8 +13,9 @@ run_date); the registry records the run id and the versions of the input tables.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
@@ -23,12 +24,16 @@ from replenish import config
 from replenish.features import FREQUENCIES, FeaturesConfig
 from replenish.forecast import FORECAST_MODES, ForecastConfig, forecast_tables, latest_arima_orders
 from replenish.forecast.analog import ColdStartConfig, analog_tables, with_analog_rows
+from replenish.forecast.incremental import ForecastInputs, Increment, carried_rows, plan_increment
 from replenish.forecast.settings import resolve_freq
 from replenish.io.once import append_once
 from replenish.progress import SeriesProgress, series_total
 from replenish.quality import SALES_CHECK, enforce_gate, quality_settings
 from replenish_jobs.harness import JobContext, job_main
 from replenish_jobs.lstm_steps import lstm_candidate, lstm_forecast
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--full-search",
         action="store_true",
         help="search ARIMA orders for every series instead of reusing the stored ones (cold start)",
+    )
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="refit only the series whose inputs changed since the last forecast run and carry the others' "
+        "rows into this run (a full run, saying why, when there is no comparable earlier run); same rows as a "
+        "full run but fit_seconds (docs/lake.md, Incremental nightly run)",
     )
 
 
@@ -87,7 +99,23 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         # a re-submitted run must not warm-start from the rows its own first attempt wrote
         stored = latest_arima_orders(registry.where(F.col("run_id") != ctx.run_id), freq)
 
-    progress = SeriesProgress(ctx.spark, total=series_total(profile, freq), label="forecast")
+    run_inputs = ForecastInputs(
+        run_id=ctx.run_id,
+        freq=freq,
+        mode=plan.mode,
+        horizon=plan.horizon,
+        warm_start=plan.warm_start,
+        config_hash=ctx.config_hash,
+        demand_version=versions["silver.demand"],
+        profile_version=versions["silver.series_profile"],
+        run_date=ctx.run_date.isoformat(),
+    )
+    increment = Increment("full: --incremental not given")
+    if args.incremental:
+        increment = plan_increment(ctx.lake, plan, run_inputs, demand=demand, profile=profile, stored_orders=stored)
+        log.info("forecast %s: %s", freq, increment.reason)
+    total = series_total(profile, freq) if increment.series is None else increment.series.count()
+    progress = SeriesProgress(ctx.spark, total=total, label="forecast")
     tables = forecast_tables(
         demand,
         profile,
@@ -101,6 +129,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         series_per_partition=cfg.series_per_partition,
         progress=progress.counter,
         mlflow_run_id=ctx.extra.get("mlflow_run_id"),
+        series=increment.series,
     )
     tables.records.persist(StorageLevel.MEMORY_AND_DISK)
     optional = {
@@ -120,14 +149,30 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         if registry is not None and "mlflow_run_id" not in registry.columns:  # made before the column existed
             log.warning("gold.model_registry has no mlflow_run_id column: its rows are appended without it")
             outputs["gold.model_registry"] = outputs["gold.model_registry"].drop("mlflow_run_id")
+        if increment.previous_run_id is not None and increment.series is not None:
+            assert increment.previous_run_date is not None  # recorded with the run id
+            outputs = _with_carried_rows(
+                ctx,
+                outputs,
+                previous_run_id=increment.previous_run_id,
+                previous_run_date=increment.previous_run_date,
+                refitted=increment.series,
+                freq=freq,
+                versions=versions,
+            )
+        ctx.lake.commit_info.update(run_inputs.as_commit_info())  # where the next incremental run starts
         # once per run id: a re-submitted run writes only the tables its first attempt did not commit
         written = {name: append_once(ctx.lake, df, name, match={"run_id": ctx.run_id}) for name, df in outputs.items()}
-        outcome = outputs["gold.model_registry"].groupBy("model", "status").count().orderBy("model", "status").collect()
-        mase = outputs["gold.forecast_backtest"].groupBy("model").agg(F.avg("mase").alias("mase")).collect()
+        ctx.lake.commit_info.pop("forecast_inputs", None)
+        # from the rows written (this run's partition): the outputs would recompute the carried rows
+        registry_rows, metrics = (_this_run(ctx, name) for name in ("gold.model_registry", "gold.forecast_backtest"))
+        outcome = registry_rows.groupBy("model", "status").count().orderBy("model", "status").collect()
+        mase = metrics.groupBy("model").agg(F.avg("mase").alias("mase")).collect()
     finally:
         progress.stop()
         tables.records.unpersist()
         analog.release()
+        increment.release()
     summary = {
         "freq": freq,
         "model": plan.mode,
@@ -138,10 +183,50 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
         "rows": {name: result.rows_written for name, result in written.items()},
         "versions": {name: result.version for name, result in written.items()},
         "input_versions": versions,
+        **({"incremental": increment.reason} if args.incremental else {}),
     }
     if plan.mode == "auto" and cfg.lstm.enabled:
         summary["lstm"] = lstm_candidate(ctx, plan, settings=cfg.lstm, country=features.country)
     return summary
+
+
+def _with_carried_rows(
+    ctx: JobContext,
+    outputs: dict[str, DataFrame],
+    *,
+    previous_run_id: str,
+    previous_run_date: str,
+    refitted: DataFrame,
+    freq: str,
+    versions: dict[str, int | None],
+) -> dict[str, DataFrame]:
+    """Each table's refitted rows plus the previous run's rows of the other series, restamped for this run."""
+    stamp = {
+        "run_id": ctx.run_id,
+        "run_date": ctx.run_date,
+        "mlflow_run_id": ctx.extra.get("mlflow_run_id"),
+        "input_versions": json.dumps(dict(versions), sort_keys=True),
+    }
+    return {
+        name: frame.unionByName(
+            carried_rows(
+                ctx.lake,
+                name,
+                previous_run_id=previous_run_id,
+                previous_run_date=previous_run_date,
+                freq=freq,
+                refitted=refitted,
+                like=frame,
+                stamp=stamp,
+            )
+        )
+        for name, frame in outputs.items()
+    }
+
+
+def _this_run(ctx: JobContext, name: str) -> DataFrame:
+    """This run's rows of a forecast table as committed (run_date first: the partition)."""
+    return ctx.lake.read(name).where((F.col("run_date") == F.lit(ctx.run_date)) & (F.col("run_id") == ctx.run_id))
 
 
 def check_sales(ctx: JobContext) -> None:

@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--incremental",
         action="store_true",
-        help="ingest only new files and rebuild features only for the series they changed; forecast, plan "
-        "and the rest run in full (docs/lake.md, Incremental nightly run)",
+        help="ingest only new files, rebuild features and refit forecasts only for the series they changed "
+        "(the others' rows carried); the plan and the later stages run in full (docs/lake.md, Incremental "
+        "nightly run)",
     )
     parser.add_argument(
         "--stages",
@@ -79,7 +80,7 @@ def stages(ctx: JobContext, args: argparse.Namespace) -> list[tuple[str, list[st
         ("ingest", ["--all", data, *incremental]),
         ("features", ["--freq", freq, *incremental]),
         ("recommend", ["--if-interactions"]),
-        ("forecast", forecast),
+        ("forecast", [*forecast, *incremental]),
         ("inventory", ["--freq", freq]),
         ("simulate", ["--freq", freq]),
         ("report", ["--out", args.report or f"{ctx.lake.root.rstrip('/')}/report.html"]),

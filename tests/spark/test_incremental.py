@@ -3,7 +3,12 @@ the series they changed."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import io
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -157,3 +162,175 @@ def test_incremental_features_rebuild_only_changed_series_and_equal_a_full_build
     assert run_features("--incremental")["incremental"].startswith("full: the complete periods moved")
     info = json.loads(lake.history("silver.demand")[0]["userMetadata"])
     assert json.loads(info["features_inputs"])["range_end"] == "2024-01-29"
+
+
+# Weekly series for the forecast tests: 36 weeks from a Monday, enough for ARIMA (26 weeks) and a backtest.
+WEEKS = 36
+FIRST_DAY = dt.date(2024, 1, 1)
+FORECAST_SETTINGS = (
+    "--set",
+    "forecast.horizon=4",
+    "--set",
+    "forecast.backtest.folds=2",
+    "--set",
+    "forecast.series_per_partition=2",
+    "--set",
+    "forecast.lstm.enabled=false",
+)
+REFITTED = re.compile(r"incremental: (\d+) series refitted \((\d+) with changed inputs, (\d+) warm-started")
+
+
+def _weekly_sales(path: Path, *, skus: range, parity: int | None, days: range = range(WEEKS * 7)) -> None:
+    """Daily rows of `skus` on `days` (offsets from FIRST_DAY); with `parity`, only the days of that parity
+    (the rest come late)."""
+    lines = [HEADER]
+    for offset in days:
+        if parity is not None and offset % 2 != parity:
+            continue
+        day = FIRST_DAY + dt.timedelta(days=offset)
+        for sku in skus:
+            sells = sku < 4 or offset % (sku - 1) == 0  # SKU-04 and SKU-05 sell on some days only
+            quantity = (3 + sku + (offset * (sku + 2)) % 5 + (offset // 7) % 3) if sells else 0
+            lines.append(
+                f"SKU-{sku:02d},L1,{day.isoformat()},{quantity},5.0,{str(offset % 17 == 0).lower()},true,false"
+            )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _forecast_rows(lake: Lake, name: str, run_id: str):
+    """A run's rows but the columns a carried row keeps from its own run, and two that differ between two
+    lakes whatever the rows: the settings' hash (it covers lake.root) and the job's MLflow run."""
+    from replenish.forecast.incremental import RUN_DEPENDENT
+
+    rows = lake.read(name).where(F.col("run_id") == run_id)
+    return rows.drop(*RUN_DEPENDENT, "config_hash", "mlflow_run_id")
+
+
+def _differences(left, right) -> dict:
+    """Rows only one side has (a few), and both counts: empty lists when the two hold the same rows."""
+    return {
+        "counts": (left.count(), right.count()),
+        "left only": [row.asDict() for row in left.exceptAll(right).limit(3).collect()],
+        "right only": [row.asDict() for row in right.exceptAll(left).limit(3).collect()],
+    }
+
+
+def _same_rows(left, right) -> bool:
+    found = _differences(left, right)
+    return found["counts"][0] == found["counts"][1] and not found["left only"] and not found["right only"]
+
+
+@pytest.fixture(scope="module")
+def weekly_lakes(spark, tmp_path_factory):
+    """A weekly lake forecast once, then a late file for two series: the incremental run and a full run
+    on a copy of the same lake (same history, same inputs)."""
+    from replenish_jobs import features, forecast
+
+    root = tmp_path_factory.mktemp("incremental_forecast")
+    raw = root / "raw"
+    (raw / "sales").mkdir(parents=True)
+    _weekly_sales(raw / "sales" / "part-0001.csv", skus=range(0, 2), parity=0)
+    with (raw / "sales" / "part-0001.csv").open("a") as handle:
+        rest = root / "rest.csv"
+        _weekly_sales(rest, skus=range(2, 6), parity=None)
+        handle.write("".join(rest.read_text().splitlines(keepends=True)[1:]))
+    lake = Lake(spark, str(root / "lakehouse"))
+    day = (FIRST_DAY + dt.timedelta(days=WEEKS * 7)).isoformat()
+    outputs: dict[str, dict] = {}
+
+    def quiet(module, name: str, *argv: str, lake_root: str = lake.root) -> dict:
+        """Run a job in-process; its summary (the last line it prints) is kept under `name`."""
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            args = ["--lake", lake_root, "--run-date", day, *FORECAST_SETTINGS, *argv]
+            assert module.main(args, spark=spark) == 0, name
+        outputs[name] = json.loads(buffer.getvalue().strip().splitlines()[-1])
+        return outputs[name]
+
+    quiet(ingest, "ingest-1", "--all", str(raw), "--incremental")
+    quiet(features, "features-1", "--freq", "W")
+    quiet(forecast, "forecast-1", "--freq", "W", "--run-id", "run-1", "--incremental")
+    _weekly_sales(raw / "sales" / "part-0002.csv", skus=range(0, 2), parity=1)  # the late odd days of SKU-00/01
+    quiet(ingest, "ingest-2", "--all", str(raw), "--incremental")
+    quiet(features, "features-2", "--freq", "W", "--incremental")
+    full = Lake(spark, str(root / "full"))
+    shutil.copytree(lake.root, full.root)
+    quiet(forecast, "forecast-2", "--freq", "W", "--run-id", "run-2", "--incremental")
+    quiet(forecast, "full-2", "--freq", "W", "--run-id", "run-2", lake_root=full.root)
+    return lake, full, outputs, quiet
+
+
+def test_incremental_forecast_refits_changed_series_and_equals_a_full_run(weekly_lakes) -> None:
+    lake, full, outputs, _ = weekly_lakes
+    assert outputs["forecast-1"]["incremental"] == "full: no earlier forecast run of this frequency is recorded"
+    assert outputs["features-2"]["incremental"] == "incremental: 2 changed series rebuilt"
+    refitted, changed, warm = map(int, REFITTED.match(outputs["forecast-2"]["incremental"]).groups())
+    assert changed == 2 and warm >= 1 and refitted < 6, outputs["forecast-2"]["incremental"]
+    registry = lake.read("gold.model_registry").where("run_id = 'run-2'")
+    assert {r["model"] for r in registry.collect()} >= {"arima", "seasonal_naive"}, "the lake exercises ARIMA"
+    for name in ("gold.forecast", "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry"):
+        found = _differences(_forecast_rows(lake, name, "run-2"), _forecast_rows(full, name, "run-2"))
+        assert found["counts"][0] == found["counts"][1] and not found["left only"] and not found["right only"], (
+            name,
+            found,
+        )
+    # the carried series' rows are the first run's (same fit_seconds), the refitted ones are new
+    seconds = {
+        (r["sku"], r["model"]): r["fit_seconds"]
+        for r in lake.read("gold.model_registry").where("run_id = 'run-1'").collect()
+    }
+    carried = {row["sku"] for row in registry.collect() if seconds[(row["sku"], row["model"])] == row["fit_seconds"]}
+    assert len(carried) == 6 - refitted and not carried & {"SKU-00", "SKU-01"}, carried
+
+
+def test_incremental_forecast_with_nothing_changed_carries_every_row_but_the_warm_starts(weekly_lakes) -> None:
+    from replenish.forecast import latest_arima_orders
+    from replenish_jobs import forecast
+
+    lake, _, _, quiet = weekly_lakes
+    summary = quiet(forecast, "forecast-3", "--freq", "W", "--run-id", "run-3", "--incremental")
+    refitted, changed, warm = map(int, REFITTED.match(summary["incremental"]).groups())
+    assert changed == 0 and refitted == warm, summary["incremental"]  # only the warm starts a full run redoes
+    stored = latest_arima_orders(lake.read("gold.model_registry").where("run_id != 'run-3'"), "W")
+    warm_series = stored.select("sku", "location")
+    assert warm_series.count() == warm
+    for name in ("gold.forecast", "gold.backtest_forecast", "gold.forecast_backtest", "gold.model_registry"):
+        before, after = (
+            lake.read(name).where(f"run_id = '{run}'").join(warm_series, ["sku", "location"], "left_anti")
+            for run in ("run-2", "run-3")
+        )
+        restamped = ("run_id", "mlflow_run_id", "input_versions")  # this run's: its own MLflow run, inputs read
+        columns = [c for c in before.columns if c not in restamped]
+        assert _same_rows(before.select(columns), after.select(columns)), name
+        assert name != "gold.forecast" or before.count() > 0, "some series are carried"
+
+
+def test_incremental_forecast_falls_back_to_a_full_run_and_says_why(weekly_lakes) -> None:
+    from replenish_jobs import features, forecast
+
+    lake, _, _, quiet = weekly_lakes
+    horizon = quiet(forecast, "forecast-4", "--freq", "W", "--run-id", "run-4", "--incremental", "--horizon", "3")
+    assert horizon["incremental"] == "full: the settings that shape forecasts changed (horizon 4 -> 3)"
+    assert lake.read("gold.forecast").where("run_id = 'run-4'").select("sku").distinct().count() == 6
+    settings = quiet(
+        forecast,
+        "forecast-5",
+        "--freq",
+        "W",
+        "--run-id",
+        "run-5",
+        "--incremental",
+        "--set",
+        "forecast.backtest.folds=1",
+    )
+    assert settings["incremental"].startswith(
+        "full: the settings that shape forecasts changed (horizon 3 -> 4; config_hash"
+    )
+    # a new complete week moves every series' window (at daily grain, every new day does)
+    raw = Path(lake.root).parent / "raw"
+    _weekly_sales(raw / "sales" / "part-0003.csv", skus=range(0, 6), parity=None, days=range(WEEKS * 7, WEEKS * 7 + 7))
+    quiet(ingest, "ingest-3", "--all", str(raw), "--incremental")
+    quiet(features, "features-3", "--freq", "W", "--incremental")
+    folds = ("--set", "forecast.backtest.folds=1")  # run-5's settings: only the data moved
+    moved = quiet(forecast, "forecast-6", "--freq", "W", "--run-id", "run-6", "--incremental", *folds)
+    assert moved["incremental"].startswith("full: the data's last period moved from 2024-09-02 to 2024-09-09"), moved

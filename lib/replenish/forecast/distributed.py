@@ -185,6 +185,7 @@ def forecast_tables(
     series_per_partition: int = 250,
     progress: Any = None,
     mlflow_run_id: str | None = None,
+    series: DataFrame | None = None,
 ) -> ForecastTables:
     """Forecast every series of `demand` at `plan.freq`: the four gold tables of one run.
 
@@ -204,6 +205,8 @@ def forecast_tables(
         progress: a Spark accumulator the tasks add their number of series to
             (`replenish.progress.SeriesProgress.counter`), or None.
         mlflow_run_id: the MLflow run of the job, recorded in the registry; None when not tracked.
+        series: (sku, location) of the series to fit, or None for all (an incremental run fits the
+            changed ones; the window and the revenue ranks are still those of every series).
 
     Raises:
         ValidationError: `demand` lacks a required column or has no row of `plan.freq`.
@@ -219,6 +222,8 @@ def forecast_tables(
         raise ValidationError(f"silver.demand has no rows of frequency {plan.freq}")
     start = _window_start(last, plan)
     rows = prepare_input(demand, profile, stored_orders, plan, start=start)
+    if series is not None:
+        rows = rows.join(F.broadcast(series.select("sku", "location")), ["sku", "location"], "left_semi")
     if partitions is None:
         n_series = rows.select(F.approx_count_distinct(F.concat_ws("\u0001", "sku", "location"))).collect()[0][0] or 1
         parallelism = rows.sparkSession.sparkContext.defaultParallelism
