@@ -27,7 +27,7 @@ demo: venv java
 	$(BIN)/replenish run-all --lake $(LAKE) --set generate.out=$(DATA)
 
 test: venv java lint  # every test, the cluster's fault tests included
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-faults: venv java  # the fault tests on the standalone cluster alone (docs/operations.md, Faults and recovery)
 	$(BIN)/python -m pytest -m faults $(PYTEST_ARGS)

@@ -40,22 +40,43 @@ SPARK_TEST_CONF = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group the tests for `make test`'s two pytest-xdist workers (`--dist loadgroup`).
+# --- `make test`'s two pytest-xdist workers ---------------------------------------------------------
+# A group of tests runs on one worker, so what its tests share is built once: the nightly run-all of
+# the files that read it, the standalone cluster (and its built wheel) of the cluster tests, and each
+# other file's module fixtures. xdist's own `--dist loadgroup` does not group under pytest 9 (it
+# renames `item._nodeid`, which pytest 9 no longer reads), hence a scheduler of our own.
+NIGHTLY_FILES = ("tests/notebooks/test_notebooks.py", "tests/spark/test_pipeline.py", "tests/spark/test_tracking.py")
 
-    A group runs on one worker, so what its tests share is built once: the nightly run-all of every
-    test that reads it, the standalone cluster (and its built wheel) of every cluster test, and a test
-    file's module fixtures. Without xdist the markers do nothing.
-    """
-    for item in items:
-        if "nightly" in getattr(item, "fixturenames", ()):
-            group = "nightly"
-        elif item.get_closest_marker("cluster") is not None:
-            group = "cluster"
-        else:
-            group = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+
+def test_group(nodeid: str) -> str:
+    """The worker group of a test: `cluster`, `nightly`, or its file."""
+    path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/cluster/"):
+        return "cluster"
+    return "nightly" if path in NIGHTLY_FILES else path
+
+
+test_group.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Send each group whole to one worker (xdist's load-by-scope, scoped by `test_group`)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+
+    return GroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that reads the nightly run from a file outside NIGHTLY_FILES would build it again."""
+    strays = sorted({item.nodeid.split("::", 1)[0] for item in items if "nightly" in getattr(item, "fixturenames", ())})
+    strays = [path for path in strays if path not in NIGHTLY_FILES]
+    if strays:
+        raise pytest.UsageError(f"{strays} read the `nightly` fixture: add them to NIGHTLY_FILES in tests/conftest.py")
 
 
 @pytest.fixture(scope="session")
