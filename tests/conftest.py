@@ -61,14 +61,8 @@ test_group.__test__ = False  # type: ignore[attr-defined]  # a helper, not a tes
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Send each group whole to one worker (xdist's load-by-scope, scoped by `test_group`).
-
-    In collection order, not xdist's default of the groups with most tests first: the cluster group
-    has five tests and takes the longest (about 10 minutes), so it starts first.
-    """
+    """Send each group whole to one worker (xdist's load-by-scope, scoped by `test_group`)."""
     from xdist.scheduler import LoadScopeScheduling
-
-    config.option.loadscopereorder = False
 
     class GroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
