@@ -168,10 +168,15 @@ def plan_increment(
     new_rows = prepare_input(demand, profile, None, plan, start=start)
     if old_rows.columns != new_rows.columns:
         return Increment(f"full: silver.demand's columns changed ({old_rows.columns} -> {new_rows.columns})")
-    differing = changed_series(old_rows, new_rows)
-    warm = warm_started(lake.spark, stored_orders, plan)
-    series = differing.unionByName(warm).distinct().persist()
-    refit, inputs_changed, warm_count = series.count(), differing.count(), warm.count()
+    from pyspark.sql import functions as F
+
+    flagged = changed_series(old_rows, new_rows).withColumn("changed", F.lit(1)).withColumn("warm", F.lit(0))
+    warm = warm_started(lake.spark, stored_orders, plan).withColumn("changed", F.lit(0)).withColumn("warm", F.lit(1))
+    flagged = flagged.unionByName(warm)
+    # one row per series, with where it came from: the diff runs once, and one aggregate counts all three
+    series = flagged.groupBy(*SERIES).agg(F.max("changed").alias("changed"), F.max("warm").alias("warm")).persist()
+    counts = series.agg(F.count("*"), F.sum("changed"), F.sum("warm")).collect()[0]
+    refit, inputs_changed, warm_count = (int(value or 0) for value in counts)
     reason = (
         f"incremental: {refit} series refitted ({inputs_changed} with changed inputs, {warm_count} warm-started "
         f"from stored ARIMA orders); the others carried from run {previous.run_id}"
