@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 
@@ -424,3 +425,24 @@ def test_config_resolves_a_plan_and_rejects_bad_settings() -> None:
         config.section(config.load("local", ["forecast.monthly.arima.maxp=3"]), "forecast", ForecastConfig)
     with pytest.raises(ConfigError, match="--model"):
         cfg.plan("D", model="prophet")  # lstm became a mode (issue 19)
+
+
+def test_each_arima_search_starts_where_the_previous_fold_ended(monkeypatch) -> None:
+    """Fold k's stepwise search starts from fold k-1's orders, the forecast's from the last fold's."""
+    searches: list[tuple[object, object]] = []  # (where the search started, the orders it chose)
+    original = Arima.fit
+
+    def recording(self, y, X=None):
+        fitted = original(self, y, X)
+        if fitted.selection_ == "search":
+            searches.append((self.options.get("search_from"), fitted.orders_))
+        return fitted
+
+    monkeypatch.setattr(Arima, "fit", recording)
+    plan = replace(PLAN, mode="arima", folds=3)
+    result = forecast_series(history(weekly(150, seed=3), demand_class="smooth"), plan)
+    assert result.candidates[0].model == "arima"
+    assert len(searches) == 4  # three folds, then the forecast
+    assert searches[0][0] is None  # Hyndman-Khandakar's start
+    for (_, chosen), (start, _) in itertools.pairwise(searches):
+        assert start == chosen

@@ -326,6 +326,13 @@ def fourier_terms(start: int, length: int, period: float, pairs: int) -> np.ndar
     return np.column_stack([np.sin(angles), np.cos(angles)])
 
 
+def _search_start(orders: ArimaOrders | None) -> tuple[int, int, int, int]:
+    """(p, q, P, Q) where the stepwise search starts: Hyndman-Khandakar's (2, 2, 1, 1), or given orders."""
+    if orders is None:
+        return 2, 2, 1, 1
+    return orders.order[0], orders.order[2], orders.seasonal_order[0], orders.seasonal_order[2]
+
+
 class Arima(SeriesModel):
     """ARIMA with automatic order selection (statsforecast `AutoARIMA`), or with given orders.
 
@@ -355,6 +362,8 @@ class Arima(SeriesModel):
         orders: fixed orders (warm start), or None to search.
         regressor_names: the names of the columns of `X`, in order.
         start: coefficients to start the estimation of `orders` from, or None.
+        search_from: orders where the stepwise search starts (an earlier fold's choice: from near the
+            optimum it takes fewer steps), or None for Hyndman-Khandakar's (2, 2, 1, 1).
     """
 
     name = "arima"
@@ -367,6 +376,7 @@ class Arima(SeriesModel):
         orders: ArimaOrders | None = None,
         regressor_names: tuple[str, ...] = (),
         start: tuple[float, ...] | None = None,
+        search_from: ArimaOrders | None = None,
     ) -> None:
         super().__init__(
             season_length=season_length,
@@ -374,6 +384,7 @@ class Arima(SeriesModel):
             orders=orders,
             regressor_names=tuple(regressor_names),
             start=None if start is None else tuple(float(v) for v in start),
+            search_from=search_from,
         )
 
     def _regressors(self, X: np.ndarray | None, n: int) -> tuple[tuple[str, ...], np.ndarray | None]:
@@ -419,6 +430,7 @@ class Arima(SeriesModel):
         matrix = self._with_fourier(matrix, 0, values.size)
         if orders is None:
             seasonal = seasonal and not long_season
+            first = _search_start(self.options.get("search_from"))
             search = AutoARIMA(
                 season_length=season if seasonal else 1,
                 seasonal=seasonal,
@@ -429,10 +441,10 @@ class Arima(SeriesModel):
                 max_order=settings.max_order,
                 max_d=settings.max_d,
                 max_D=settings.max_D,
-                start_p=min(2, settings.max_p),
-                start_q=min(2, settings.max_q),
-                start_P=min(1, settings.max_P),
-                start_Q=min(1, settings.max_Q),
+                start_p=min(first[0], settings.max_p),
+                start_q=min(first[1], settings.max_q),
+                start_P=min(first[2], settings.max_P),
+                start_Q=min(first[3], settings.max_Q),
                 stepwise=settings.stepwise,
                 approximation=settings.approximation,
                 allowdrift=settings.allow_drift,

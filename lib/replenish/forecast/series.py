@@ -13,7 +13,9 @@ For one SKU-location series (`SeriesHistory`) and a `ForecastPlan`, `forecast_se
    fallback chain (`models.FALLBACKS`) until one fits: rolling-origin backtest, then the final fit on
    the whole window and the forecast. The forecast's ARIMA orders are searched on the whole
    window; each backtest fold searches its own orders on its training periods only (so no fold sees
-   the data its orders were chosen on; `arima.backtest_search`). Stored orders are reused from the
+   the data its orders were chosen on; `arima.backtest_search`), its stepwise search starting from
+   the orders the previous fold chose, and the forecast's from the last fold's (fewer steps, each
+   search still on its own data). Stored orders are reused from the
    previous run (warm start) unless the backtest error has degraded beyond the threshold;
 4. with `--model auto`, adds the equal-weight combination of the fitted ARIMA, ETS and Theta
    (`combination` module) as one more candidate, with its own backtest.
@@ -469,8 +471,19 @@ def _fit_model(
             "backtest_search": plan.arima.backtest_search if folds else None,
         }
 
+    searched: list[ArimaOrders] = []
+
+    def seeded(model: SeriesModel) -> SeriesModel:
+        """A searching ARIMA starts its stepwise search from the orders the previous fold's search chose."""
+        if isinstance(model, Arima) and model.options["orders"] is None and searched:
+            model.options["search_from"] = searched[-1]
+        return model
+
     def fit_predict(train: np.ndarray, train_x: np.ndarray | None, next_x: np.ndarray | None, h: int) -> Prediction:
-        return fold_template.clone().fit(train, train_x).predict(h, next_x)
+        model = seeded(fold_template.clone()).fit(train, train_x)
+        if isinstance(model, Arima) and model.selection_ == "search":
+            searched.append(model.orders_)
+        return model.predict(h, next_x)
 
     fold_results = run_backtest(
         prepared.y,
@@ -482,7 +495,7 @@ def _fit_model(
         actual=prepared.actual,
         scored=prepared.scored,
     )
-    final = template.clone().fit(prepared.y, X)
+    final = seeded(template.clone()).fit(prepared.y, X)
     prediction = final.predict(plan.horizon, future_x if template.uses_regressors else None)
     return _Fitted(final, prediction, fold_results, {**final.params(), **extra})
 
