@@ -9,8 +9,8 @@ the same silver.demand: with the default ARIMA regressors (which include `views_
 
 1. the signal itself: the correlation of `views_ratio` with demand over its trailing mean, per
    frequency period (does the generator make views lead sales, and do the features see it?);
-2. backtest MASE of the ARIMA series (same series, folds and origins) with and without the
-   indicators;
+2. backtest MASE of ARIMA (`--model arima`: every smooth and erratic series) with and without the
+   indicators, on the (series, fold) pairs ARIMA scored in both runs;
 3. for the recently launched series, backtest MASE of `analog` against the routed fallback
    (`recent_mean`) on the same folds, from the run with indicators.
 """
@@ -35,6 +35,27 @@ def _run(module: Any, argv: list[str], spark: Any) -> None:
 
 
 CUTOFFS = (1, 2, 4)
+
+
+def paired_arima_mase(backtest: Any, runs: list[str]) -> dict[str, Any]:
+    """Mean ARIMA backtest MASE of each run on the same (series, fold) pairs: those ARIMA scored in every run.
+
+    A series whose ARIMA failed in one run (and fell back to another model) is left out of both, so
+    the difference is the regressors' and not the series mix's.
+    """
+    from pyspark.sql import functions as F
+
+    scored = backtest.where("model = 'arima' AND mase IS NOT NULL AND NOT isnan(mase)")
+    pivot = scored.groupBy("sku", "location", "fold").pivot("run_id", runs).agg(F.first("mase")).dropna()
+    means = pivot.agg(*[F.avg(run).alias(run) for run in runs], F.count(F.lit(1)).alias("folds")).first()
+    wins = pivot.where(F.col(runs[0]) < F.col(runs[1])).count()
+    series = pivot.select("sku", "location").distinct().count()
+    return {
+        **{run: round(float(means[run]), 4) for run in runs},
+        "series": series,
+        "folds": int(means["folds"]),
+        f"folds_where_{runs[0]}_is_lower": wins,
+    }
 
 
 def launch_comparison(spark: Any, lake: Any, freq: str, *, horizon: int) -> dict[str, Any]:
@@ -69,6 +90,7 @@ def launch_comparison(spark: Any, lake: Any, freq: str, *, horizon: int) -> dict
     by_series = {key: frame.sort_values("date") for key, frame in history.groupby(["sku", "location"])}
     recent = 8 if freq == "W" else 28
     errors: dict[str, list[float]] = {"analog": [], "recent_mean": []}
+    by_cutoff: dict[str, list[float]] = {f"{method}_{c}": [] for method in errors for c in CUTOFFS}
     seen = set()
     for (sku, location), group in pairs.groupby(["sku", "location"]):
         own = by_series.get((sku, location))
@@ -91,14 +113,17 @@ def launch_comparison(spark: Any, lake: Any, freq: str, *, horizon: int) -> dict
                 histories.append(before["demand"].to_numpy(float)[-recent:])
             model = AnalogModel(prior_periods=cfg.prior_periods).fit(y[:c], histories, group["weight"].to_numpy(float))
             actual = y[c : c + horizon]
-            errors["analog"].append(float(np.mean(np.abs(actual - model.level_))) / scale)
-            errors["recent_mean"].append(float(np.mean(np.abs(actual - y[:c][-recent:].mean()))) / scale)
+            for method, level in (("analog", model.level_), ("recent_mean", y[:c][-recent:].mean())):
+                error = float(np.mean(np.abs(actual - level))) / scale
+                errors[method].append(error)
+                by_cutoff[f"{method}_{c}"].append(error)
     return {
         "series": len(seen),
         "cutoffs": list(CUTOFFS),
         "horizon": horizon,
         "analog": round(float(np.mean(errors["analog"])), 3) if errors["analog"] else None,
         "recent_mean": round(float(np.mean(errors["recent_mean"])), 3) if errors["recent_mean"] else None,
+        "by_cutoff": {key: round(float(np.mean(values)), 3) for key, values in by_cutoff.items() if values},
         "sources": pairs.drop_duplicates(["sku", "location"])["source"].value_counts().to_dict(),
     }
 
@@ -158,15 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             runs = {"with_indicators": None, "without_indicators": BASE_REGRESSORS}
             for label, regressors in runs.items():
                 extra = ["--set", f"forecast.arima.regressors={regressors}"] if regressors else []
-                options = ["--freq", args.freq, "--horizon", str(horizon), "--full-search", "--run-id", label]
+                options = ["--freq", args.freq, "--horizon", str(horizon), "--model", "arima", "--run-id", label]
+                options += ["--full-search", "--set", "forecast.lstm.enabled=false"]
                 _run(forecast, [*options, *common, *extra], spark)
-            backtest = lake.read("gold.forecast_backtest")
-            arima = (
-                backtest.where("model = 'arima'")
-                .groupBy("run_id")
-                .agg(F.avg("mase").alias("mase"), F.countDistinct("sku", "location").alias("series"))
-            )
-            results["arima_mase"] = {row["run_id"]: (row["mase"], row["series"]) for row in arima.collect()}
+            results["arima_mase"] = paired_arima_mase(lake.read("gold.forecast_backtest"), list(runs))
             results["launch_mase"] = launch_comparison(spark, lake, args.freq, horizon=4)
     finally:
         spark.stop()

@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,7 @@ def bench_training(
     return results
 
 
-def bench_accuracy(spark: Any, frame: pd.DataFrame, out: Path) -> dict[str, Any]:
+def bench_accuracy(spark: Any, frame: pd.DataFrame, out: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
     from replenish.io.lake import Lake
     from replenish_jobs import forecast
@@ -175,6 +176,7 @@ def bench_accuracy(spark: Any, frame: pd.DataFrame, out: Path) -> dict[str, Any]
         "forecast.lstm.max_origins=12",
         "--set",
         "forecast.lstm.stride=5",
+        *(item for override in overrides for item in ("--set", override)),
     ]
     assert forecast.main([*common, "--run-id", "auto"], spark=spark) == 0
     assert (
@@ -217,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--skip", nargs="*", default=[], choices=["input", "training", "accuracy"])
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="KEY=VALUE for the accuracy stage's forecast runs"
+    )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     spark = _spark()
@@ -234,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["training"] = bench_training(spark, demand, windows, arrays, out, steps=args.steps)
                 print(f"training (samples/s): {json.dumps(report['training'])}", flush=True)
         if "accuracy" not in args.skip:
-            report["accuracy"] = bench_accuracy(spark, frame, out)
+            report["accuracy"] = bench_accuracy(spark, frame, out, args.overrides)
             print(f"accuracy: {json.dumps(report['accuracy'])}", flush=True)
     spark.stop()
     if args.json:

@@ -226,7 +226,10 @@ def train_lstm(
         work_dir=work_dir,
         epochs=settings.epochs,
         steps_per_epoch=settings.steps_per_epoch
-        or steps_for(counts["train"], batch_size=settings.batch_size, workers=settings.workers),
+        or max(
+            steps_for(counts["train"], batch_size=settings.batch_size, workers=settings.workers),
+            math.ceil(settings.min_steps / settings.epochs),
+        ),
         batch_size=settings.batch_size,
         learning_rate=settings.learning_rate,
         patience=settings.patience,

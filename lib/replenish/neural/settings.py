@@ -33,7 +33,11 @@ class LstmSettings:
             (zeros for SKUs without factors or when the table is absent: the model works without them).
         epochs: most training epochs (early stopping usually ends sooner).
         steps_per_epoch: batches per epoch per worker, fixed so no worker runs out before the others;
-            None: the training windows divided by the global batch size.
+            None: the training windows divided by the global batch size, raised to `min_steps / epochs`.
+        min_steps: optimizer steps a training may take at least (epochs x steps per epoch, before
+            early stopping): one pass over a small catalogue's windows is a handful of steps, too few
+            for the network to learn anything; the data repeat instead (early stopping still guards
+            against over-fitting).
         batch_size: windows per batch per worker.
         learning_rate: Adam's.
         patience: epochs without validation improvement before stopping (the best weights are kept).
@@ -59,6 +63,7 @@ class LstmSettings:
     projection_dim: int = 4
     epochs: int = 8
     steps_per_epoch: int | None = None
+    min_steps: int = 300
     batch_size: int = 128
     learning_rate: float = 0.005
     patience: int = 2
@@ -71,7 +76,7 @@ class LstmSettings:
 
     def __post_init__(self) -> None:
         positive = ("min_history", "stride", "max_origins", "hidden", "embedding_dim", "hash_buckets")
-        for name in (*positive, "epochs", "batch_size", "workers"):
+        for name in (*positive, "epochs", "batch_size", "workers", "min_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"forecast.lstm.{name} must be >= 1, got {getattr(self, name)}")
         if self.history is not None and self.history < 2:
