@@ -14,6 +14,10 @@ Run: `.venv/bin/python -m benchmarks.lstm_bench [--series N] [--days D] [--json 
    launched) series; mean backtest MASE per model overall and per group; then per-series selection
    (lowest mean MASE on the earlier folds, scored on the last fold) with and without the LSTM.
    A second LSTM run treats the test windows' promotions as planned (`planned_promotions`).
+4. New SKUs (`launch`): a third of an ordinary panel starts 7, 14 or 21 days before a forecast origin;
+   one `forecast --model auto` on the history to the origin, and each new series' 28-day forecasts of
+   every model (the LSTM, the routed `recent_mean` fallback, seasonal naive) scored against the days
+   after it.
 """
 
 from __future__ import annotations
@@ -212,13 +216,81 @@ def bench_accuracy(spark: Any, frame: pd.DataFrame, out: Path, overrides: Sequen
     }
 
 
+LAUNCH_AGES = (7, 14, 21)
+"""Days of history a new SKU has at the forecast origin in the launch stage."""
+
+
+def launch_panel(series: int, days: int, seed: int = 31) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """Established and new series of one kind of product: (history to the origin, the 28 days after, origin).
+
+    A new series is an ordinary one whose rows start `LAUNCH_AGES` days before the origin, so its
+    category, location and patterns are those the LSTM learns from the established ones.
+    """
+    from replenish.forecast.synthetic import synthetic_demand
+
+    frame = synthetic_demand(series, days, seed=seed, promo_rate=0.05, intermittent_share=0.1)
+    frame = frame.drop(columns=["true_demand", "kind"]).assign(category="ordinary")
+    frame["sku"] = frame["sku"] + "-" + frame["location"]  # one series per SKU: scored by sku below
+    dates = pd.to_datetime(frame["date"])
+    origin = dates.max() - pd.Timedelta(days=28)
+    skus = sorted(frame["sku"].unique())
+    new = {sku: LAUNCH_AGES[i % len(LAUNCH_AGES)] for i, sku in enumerate(skus[::3])}
+    age = frame["sku"].map(new)
+    launched = age.isna() | (dates > origin - pd.to_timedelta(age.fillna(0), unit="D"))
+    frame = frame[launched].assign(group=np.where(age[launched].isna(), "established", "new"), age=age[launched])
+    history = frame[pd.to_datetime(frame["date"]) <= origin]
+    return history, frame[pd.to_datetime(frame["date"]) > origin], origin
+
+
+def bench_launch(spark: Any, out: Path, *, series: int, days: int, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """New SKUs (7-21 days of history): the LSTM's 28-day forecast against the routed fallback's.
+
+    The forecast job runs once on the history to an origin (`--model auto`, the LSTM a candidate);
+    each new series' forecasts of every model are scored against the 28 days after it, scaled by the
+    series' naive MAE over everything observed (the same denominator for every model).
+    """
+    from replenish.io.lake import Lake
+    from replenish_jobs import forecast
+
+    history, future, origin = launch_panel(series, days)
+    lake = Lake(spark, str(out / "launch-lakehouse"))
+    columns = [c for c in history.columns if c not in ("group", "age")]
+    lake.write(spark.createDataFrame(history[columns]), "silver.demand", mode="overwrite")
+    options = ["--lake", lake.root, "--run-date", (origin + pd.Timedelta(days=1)).date().isoformat()]
+    options += ["--horizon", "28", "--run-id", "launch"]
+    settings = ["forecast.backtest.folds=3", "forecast.lstm.epochs=10", "forecast.lstm.max_origins=12"]
+    settings += ["forecast.lstm.stride=5", *overrides]
+    assert forecast.main([*options, *[item for s in settings for item in ("--set", s)]], spark=spark) == 0
+    new = history[history["group"] == "new"]
+    ages = new.groupby("sku")["age"].first()
+    observed = pd.concat([history, future])
+    observed = observed[observed["sku"].isin(ages.index)].sort_values(["sku", "date"])
+    scale = observed.groupby("sku")["demand"].apply(lambda d: float(np.mean(np.abs(np.diff(d.to_numpy())))))
+    rows = lake.read("gold.forecast").select("sku", "date", "model", "yhat").toPandas()
+    rows = rows[rows["sku"].isin(ages.index)]
+    rows["date"] = pd.to_datetime(rows["date"])
+    actual = future[["sku", "date", "demand"]].assign(date=lambda f: pd.to_datetime(f["date"]))
+    scored = rows.merge(actual, on=["sku", "date"])
+    errors = scored.assign(error=(scored["yhat"] - scored["demand"]).abs()).groupby(["sku", "model"])["error"].mean()
+    mase = (errors / errors.index.get_level_values("sku").map(scale).to_numpy()).reset_index(name="mase")
+    mase = mase[np.isfinite(mase["mase"])]
+    mase["age"] = mase["sku"].map(ages)
+    table = mase.groupby(["model", "age"])["mase"].mean().unstack()
+    table["all"] = mase.groupby("model")["mase"].mean()
+    return {
+        "new_series": int(ages.size),
+        "series_scored": int(mase["sku"].nunique()),
+        "mase": {model: {str(k): round(float(v), 3) for k, v in row.items()} for model, row in table.iterrows()},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", type=int, default=30)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["input", "training", "accuracy"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["input", "training", "accuracy", "launch"])
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], help="KEY=VALUE for the accuracy stage's forecast runs"
     )
@@ -241,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         if "accuracy" not in args.skip:
             report["accuracy"] = bench_accuracy(spark, frame, out, args.overrides)
             print(f"accuracy: {json.dumps(report['accuracy'])}", flush=True)
+        if "launch" not in args.skip:
+            report["launch"] = bench_launch(spark, out, series=args.series, days=args.days, overrides=args.overrides)
+            print(f"launch: {json.dumps(report['launch'])}", flush=True)
     spark.stop()
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
