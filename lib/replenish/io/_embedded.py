@@ -179,6 +179,22 @@ class EmbeddedEngine:
     def version(self, uri: str) -> int:
         return int(self._table(uri, without_files=True).version())
 
+    def _version_at(self, uri: str, moment: dt.datetime) -> int:
+        """The latest version committed at or before `moment`, by the commit timestamps `history` reports.
+
+        delta-rs's `load_as_version(datetime)` goes by the log files' modification times, which can be a
+        millisecond or more after a commit's recorded timestamp: as of that timestamp it found the version
+        before (a flaky test).
+        """
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+        limit = int(aware.timestamp() * 1000)
+        versions = [
+            int(c["version"]) for c in self.history(uri) if "version" in c and c.get("timestamp", limit + 1) <= limit
+        ]
+        if not versions:
+            raise LakeError(f"cannot read {uri} at timestamp {moment}: it is before the table's first commit")
+        return max(versions)
+
     def history(self, uri: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         return list(self._table(uri, without_files=True).history(limit))
 
@@ -209,10 +225,7 @@ class EmbeddedEngine:
 
         table = self._table(uri, version)
         if timestamp is not None:
-            try:
-                table.load_as_version(timestamp)
-            except Exception as exc:
-                raise LakeError(f"cannot read {uri} at timestamp {timestamp}: {exc}") from exc
+            table.load_as_version(self._version_at(uri, timestamp))
         protocol = table.protocol()
         unsupported = UNSUPPORTED_READER_FEATURES & set(protocol.reader_features or [])
         if unsupported or (protocol.min_reader_version == 2):
