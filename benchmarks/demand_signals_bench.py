@@ -47,14 +47,17 @@ def paired_arima_mase(backtest: Any, runs: list[str]) -> dict[str, Any]:
 
     scored = backtest.where("model = 'arima' AND mase IS NOT NULL AND NOT isnan(mase)")
     pivot = scored.groupBy("sku", "location", "fold").pivot("run_id", runs).agg(F.first("mase")).dropna()
-    means = pivot.agg(*[F.avg(run).alias(run) for run in runs], F.count(F.lit(1)).alias("folds")).first()
-    wins = pivot.where(F.col(runs[0]) < F.col(runs[1])).count()
-    series = pivot.select("sku", "location").distinct().count()
+    totals = pivot.agg(
+        *[F.avg(run).alias(run) for run in runs],
+        F.count(F.lit(1)).alias("folds"),
+        F.countDistinct("sku", "location").alias("series"),
+        F.count(F.when(F.col(runs[0]) < F.col(runs[1]), True)).alias("wins"),
+    ).first()
     return {
-        **{run: round(float(means[run]), 4) for run in runs},
-        "series": series,
-        "folds": int(means["folds"]),
-        f"folds_where_{runs[0]}_is_lower": wins,
+        **{run: round(float(totals[run]), 4) for run in runs},
+        "series": int(totals["series"]),
+        "folds": int(totals["folds"]),
+        f"folds_where_{runs[0]}_is_lower": int(totals["wins"]),
     }
 
 

@@ -114,7 +114,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> dict[str, Any]:
     if args.incremental:
         increment = plan_increment(ctx.lake, plan, run_inputs, demand=demand, profile=profile, stored_orders=stored)
         log.info("forecast %s: %s", freq, increment.reason)
-    total = series_total(profile, freq) if increment.series is None else increment.series.count()
+    total = series_total(profile, freq) if increment.series is None else increment.series_count
     progress = SeriesProgress(ctx.spark, total=total, label="forecast")
     tables = forecast_tables(
         demand,

@@ -97,12 +97,14 @@ class Increment:
     Attributes:
         reason: why, for the log and the job summary.
         series: (sku, location) of the series to refit (persisted), or None for a full run.
+        series_count: how many rows `series` has (counted once, with the reason's figures).
         previous_run_id: the run whose other rows are carried, or None for a full run.
         previous_run_date: its run_date (the gold tables' partition: the carried rows are read from it).
     """
 
     reason: str
     series: DataFrame | None = None
+    series_count: int = 0
     previous_run_id: str | None = None
     previous_run_date: str | None = None
 
@@ -181,7 +183,13 @@ def plan_increment(
         f"incremental: {refit} series refitted ({inputs_changed} with changed inputs, {warm_count} warm-started "
         f"from stored ARIMA orders); the others carried from run {previous.run_id}"
     )
-    return Increment(reason, series=series, previous_run_id=previous.run_id, previous_run_date=previous.run_date)
+    return Increment(
+        reason,
+        series=series,
+        series_count=refit,
+        previous_run_id=previous.run_id,
+        previous_run_date=previous.run_date,
+    )
 
 
 def _last_period(demand: DataFrame, freq: str) -> dt.date | None:

@@ -188,9 +188,8 @@ class EmbeddedEngine:
         """
         aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
         limit = int(aware.timestamp() * 1000)
-        versions = [
-            int(c["version"]) for c in self.history(uri) if "version" in c and c.get("timestamp", limit + 1) <= limit
-        ]
+        commits = self.history(uri)
+        versions = [int(c["version"]) for c in commits if c.get("timestamp") is not None and c["timestamp"] <= limit]
         if not versions:
             raise LakeError(f"cannot read {uri} at timestamp {moment}: it is before the table's first commit")
         return max(versions)
