@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from replenish.forecast import TABLE_COLUMNS, backtest_metrics
+from replenish.forecast import METRICS, TABLE_COLUMNS, backtest_metrics
 from replenish.forecast.synthetic import synthetic_demand
 from replenish.io.lake import Lake
 from replenish_jobs import forecast, forecast_arima
@@ -143,6 +143,40 @@ def test_backtest_metrics_rescore_the_written_rows_identically(two_runs) -> None
     assert len(merged) == len(written) > 0
     for metric in ("mase", "wape", "bias", "rmse", "coverage_80", "coverage_95"):
         np.testing.assert_allclose(merged[metric], merged[f"{metric}_again"], equal_nan=True)
+
+
+def test_backtest_metrics_equal_the_pandas_scores_at_the_edges(spark) -> None:
+    """Censored and missing actuals, a zero scale, zero demand, a fold with nothing scored, a NaN bound."""
+    from replenish.forecast import score_frame
+
+    def fold(name: str, y: list, censored: list, scale: float | None, hi_95: float = 9.0) -> list[dict]:
+        return [
+            {"run_id": "r", "sku": name, "location": "L", "model": "lstm", "fold": 1, "cutoff": dt.date(2024, 1, 1),
+             "y": value, "censored": flag, "yhat": 2.0, "yhat_lo_80": 1.0, "yhat_hi_80": 3.0, "yhat_lo_95": 0.0,
+             "yhat_hi_95": hi_95, "mase_scale": scale}
+            for value, flag in zip(y, censored, strict=True)
+        ]  # fmt: skip
+
+    rows = [
+        *fold("plain", [1.0, 2.0, 5.0, 0.0], [False] * 4, 1.5),
+        *fold("censored", [1.0, None, 4.0, 3.0], [False, False, True, False], 2.0),
+        *fold("zero_scale", [2.0, 2.0], [False, False], 0.0),
+        *fold("no_scale", [2.0, 3.0], [False, False], None),
+        *fold("no_demand", [0.0, 0.0, 0.0], [False] * 3, 1.0),
+        *fold("all_censored", [1.0, 2.0], [True, True], 1.0),
+        *fold("nan_bound", [1.0, 4.0], [False, False], 1.0, hi_95=float("nan")),
+    ]
+    frame = pd.DataFrame(rows)
+    expected = score_frame(frame, ("run_id", "sku", "location", "model", "fold")).set_index("sku").sort_index()
+    scores = backtest_metrics(spark.createDataFrame(frame))
+    # undefined measures are null, as Arrow stores the per-series path's NaN: averages skip them
+    assert scores.where(" OR ".join(f"isnan({metric})" for metric in METRICS)).count() == 0
+    got = scores.toPandas().set_index("sku").sort_index()
+    assert list(got.index) == list(expected.index)
+    assert (got["n_scored"] == expected["n_scored"]).all() and (got["horizon"] == expected["horizon"]).all()
+    for metric in METRICS:
+        np.testing.assert_allclose(got[metric].astype(float), expected[metric].astype(float), equal_nan=True)
+    assert np.isnan(got.loc["all_censored", "mase"]) and got.loc["all_censored", "n_scored"] == 0
 
 
 def test_full_search_option_turns_the_warm_start_off() -> None:
