@@ -43,12 +43,16 @@ class ImplicitAls:
 
     Spark needs a checkpoint directory for ALS: its lineage grows with every iteration and, past
     about 15, serialising it overflows the driver's stack. `fit` refuses to start without one.
+    `num_blocks` (user and item blocks) defaults to the session's default parallelism.
     """
 
-    def __init__(self, settings: AlsSettings, *, max_iter: int = 15, seed: int = 7) -> None:
+    def __init__(
+        self, settings: AlsSettings, *, max_iter: int = 15, seed: int = 7, num_blocks: int | None = None
+    ) -> None:
         self.settings = settings
         self.max_iter = max_iter
         self.seed = seed
+        self.num_blocks = num_blocks
         self.model_: ALSModel | None = None
 
     def fit(self, ratings: DataFrame) -> ImplicitAls:
@@ -56,6 +60,7 @@ class ImplicitAls:
             raise RuntimeError(
                 "set a Spark checkpoint directory before fitting ALS (spark.sparkContext.setCheckpointDir)"
             )
+        blocks = self.num_blocks or ratings.sparkSession.sparkContext.defaultParallelism
         als = ALS(
             rank=self.settings.rank,
             regParam=self.settings.reg_param,
@@ -68,6 +73,8 @@ class ImplicitAls:
             coldStartStrategy="drop",
             checkpointInterval=5,
             seed=self.seed,
+            numUserBlocks=blocks,
+            numItemBlocks=blocks,
         )
         self.model_ = als.fit(ratings.select(USER, ITEM, RATING))
         return self
@@ -145,9 +152,11 @@ def ranking_metrics(predictions: DataFrame, labels: DataFrame, *, k: int) -> dic
         joined.unpersist()
 
 
-def evaluate_als(data: EvaluationData, settings: AlsSettings, *, k: int, max_iter: int, seed: int) -> dict[str, float]:
+def evaluate_als(
+    data: EvaluationData, settings: AlsSettings, *, k: int, max_iter: int, seed: int, num_blocks: int | None = None
+) -> dict[str, float]:
     """Fit on `data.train` with `settings` and score the top k unseen SKUs of each test user."""
-    model = ImplicitAls(settings, max_iter=max_iter, seed=seed).fit(data.train)
+    model = ImplicitAls(settings, max_iter=max_iter, seed=seed, num_blocks=num_blocks).fit(data.train)
     recommended = model.recommend(data.labels, count=k + data.max_seen)
     return ranking_metrics(top_k_unseen(recommended, data.train, k=k), data.labels, k=k)
 

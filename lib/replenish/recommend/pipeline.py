@@ -166,7 +166,9 @@ def build_recommender(
     scores: dict[AlsSettings, dict[str, float]] = {}
     if test_users > 0:
         for settings in grid:
-            scores[settings] = evaluate_als(data, settings, k=cfg.eval_k, max_iter=cfg.max_iter, seed=cfg.seed)
+            scores[settings] = evaluate_als(
+                data, settings, k=cfg.eval_k, max_iter=cfg.max_iter, seed=cfg.seed, num_blocks=cfg.num_blocks
+            )
             log.info("ALS %s: %s", settings, scores[settings])
         chosen = max(grid, key=lambda s: (scores[s]["ndcg_at_k"], scores[s]["precision_at_k"]))
         popularity = evaluate_popularity(data, k=cfg.eval_k)
@@ -197,7 +199,7 @@ def build_recommender(
     evaluation = spark.createDataFrame(rows, EVALUATION_SCHEMA)
 
     ratings = confidence(indexed, keys=(USER, ITEM)).cache()
-    model = ImplicitAls(chosen, max_iter=cfg.max_iter, seed=cfg.seed).fit(ratings)
+    model = ImplicitAls(chosen, max_iter=cfg.max_iter, seed=cfg.seed, num_blocks=cfg.num_blocks).fit(ratings)
     factors = item_factor_table(model, skus, projection_dim=cfg.projection_dim).cache()
     similar = similar_items(
         factors,

@@ -21,6 +21,9 @@ class RecommendConfig:
         ranks, reg_params, alphas: the search grid of ALS's rank, regParam and alpha; every
             combination is fitted and evaluated, the best NDCG@k is published.
         max_iter: ALS iterations.
+        num_blocks: user and item blocks of ALS (its partitions); None: the session's default
+            parallelism. Each stage of each iteration runs one task per block, so blocks beyond the
+            cores only add scheduling waves (conf/local.yaml: 2; docs/recommend.md).
         seed: ALS seed (same input and settings, same factors).
         holdout_share: each user's last share of interactions (by time) held out for evaluation.
         eval_k: the k of precision@k, recall@k, MAP@k and NDCG@k.
@@ -45,6 +48,7 @@ class RecommendConfig:
     reg_params: tuple[float, ...] = (0.01, 0.1)
     alphas: tuple[float, ...] = (1.0, 10.0)
     max_iter: int = 15
+    num_blocks: int | None = None
     seed: int = 7
     holdout_share: float = 0.2
     eval_k: int = 10
@@ -71,6 +75,8 @@ class RecommendConfig:
             raise ConfigError(f"recommend.projection_dim must be >= 1, got {self.projection_dim}")
         if not 0.0 < self.holdout_share < 1.0:
             raise ConfigError(f"recommend.holdout_share must be in (0, 1), got {self.holdout_share}")
+        if self.num_blocks is not None and self.num_blocks < 1:
+            raise ConfigError(f"recommend.num_blocks must be >= 1 (or null), got {self.num_blocks}")
         for name in ("max_iter", "eval_k", "top_n", "similar_k", "lsh_bucket_size", "lsh_tables"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"recommend.{name} must be >= 1, got {getattr(self, name)}")
