@@ -66,6 +66,7 @@ def train_model(ctx: JobContext, lplan: Any, inputs: dict[str, Any]) -> dict[str
     started = time.monotonic()
     windows = pipeline.training_windows(inputs["demand"], lplan, factors=inputs["factors"], holidays=inputs["holidays"])
     written = ctx.lake.write_with_result(windows, "silver.lstm_windows", mode="overwrite_partitions")
+    windows_seconds = time.monotonic() - started
     stored = ctx.lake.read("silver.lstm_windows", version=written.version).where(f"freq = '{lplan.freq}'")
     model_path = lake_folder(ctx, "models", "lstm", lplan.freq, ctx.run_id)
     result = pipeline.train_lstm(
@@ -91,6 +92,11 @@ def train_model(ctx: JobContext, lplan: Any, inputs: dict[str, Any]) -> dict[str
         "spec": result["spec"],
         "item_factors": inputs["factors"] is not None,
         "loader": lplan.settings.loader,
+        "stage_seconds": {
+            "windows": round(windows_seconds, 1),
+            "training": round(time.monotonic() - started - windows_seconds, 1),
+            "fit": result["seconds"],
+        },
     }
     row = pipeline.registry_row(
         ctx.spark,
@@ -137,6 +143,7 @@ def lstm_forecast(ctx: JobContext, plan: Any, *, settings: Any, country: str | N
         model = train_model(ctx, lplan, inputs)
     else:
         print(f"lstm: reusing the model at {model['model_path']} (trained to {model['train_end']})", flush=True)
+    model_seconds = time.monotonic() - started
     tables = pipeline.lstm_forecast_tables(
         inputs["demand"],
         lplan,
@@ -181,6 +188,11 @@ def lstm_forecast(ctx: JobContext, plan: Any, *, settings: Any, country: str | N
         "val_loss": model["val_loss"],
         "backtest_mase": None if mase is None else round(mase, 3),
         "rows": {name: result.rows_written for name, result in written.items()},
+        "stage_seconds": {
+            "model": round(model_seconds, 1),  # reuse, or windows and training
+            **({"windows": model["stage_seconds"]["windows"]} if trained and "stage_seconds" in model else {}),
+            "forecast_and_backtest": round(time.monotonic() - started - model_seconds, 1),
+        },
     }
 
 
