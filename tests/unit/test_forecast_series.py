@@ -425,6 +425,12 @@ def test_config_resolves_a_plan_and_rejects_bad_settings() -> None:
         config.section(config.load("local", ["forecast.monthly.arima.maxp=3"]), "forecast", ForecastConfig)
     with pytest.raises(ConfigError, match="--model"):
         cfg.plan("D", model="prophet")  # lstm became a mode (issue 19)
+    # daily ETS selects no trend; the other frequencies keep forecast.ets_model
+    assert [cfg.plan(freq).ets_spec for freq in ("D", "W", "M", "Q")] == ["ZNZ", "ZZZ", "ZZZ", "ZZZ"]
+    trended = config.section(config.load("local", ["forecast.daily.ets_model=null"]), "forecast", ForecastConfig)
+    assert trended.plan("D").ets_spec == "ZZZ"
+    with pytest.raises(ConfigError, match=r"forecast\.daily\.ets_model must be three of"):
+        config.section(config.load("local", ["forecast.daily.ets_model=ZQZ"]), "forecast", ForecastConfig)
 
 
 def test_each_arima_search_starts_where_the_previous_fold_ended(monkeypatch) -> None:

@@ -34,6 +34,9 @@ class ForecastPeriods:
         recent_periods: the window of the `recent_mean` fallback (new and short series).
         arima: `forecast.arima` settings that this frequency replaces, e.g. the wider order search
             of monthly series (`ForecastConfig.arima_for`).
+        ets_model: replaces `forecast.ets_model` for this frequency; None keeps it. Daily demand
+            uses ZNZ: over a 28-day horizon from 26 weeks, a selected trend extrapolates noise
+            (docs/forecasting.md: more accurate on the demo's series and 6x cheaper).
     """
 
     season_length: int
@@ -41,6 +44,7 @@ class ForecastPeriods:
     min_arima_periods: int
     recent_periods: int
     arima: dict[str, Any] = field(default_factory=dict, hash=False)
+    ets_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.season_length < 1:
@@ -53,8 +57,18 @@ class ForecastPeriods:
             raise ConfigError(f"recent_periods must be >= 1, got {self.recent_periods}")
 
 
+SECTIONS: dict[str, str] = {"D": "daily", "W": "weekly", "M": "monthly", "Q": "quarterly"}
+"""The `forecast` section of each frequency's period counts."""
+
+
+def check_ets_model(spec: str, *, setting: str) -> None:
+    """An ETS model string: error, trend, season, each of Z (selected), A, N or M."""
+    if len(spec) != 3 or any(c not in "ZANM" for c in spec.upper()):
+        raise ConfigError(f"forecast.{setting} must be three of Z, A, N, M (e.g. ZNZ), got {spec!r}")
+
+
 def _daily() -> ForecastPeriods:
-    return ForecastPeriods(season_length=7, train_periods=182, min_arima_periods=56, recent_periods=28)
+    return ForecastPeriods(season_length=7, train_periods=182, min_arima_periods=56, recent_periods=28, ets_model="ZNZ")
 
 
 def _weekly() -> ForecastPeriods:
@@ -277,7 +291,8 @@ class ForecastConfig:
             amortize the per-task overhead.
         ets_model: the statsforecast ETS model string (error, trend, season; Z: selected) of the
             `ets` model; the default selects the trend too (none, additive, damped), which real
-            monthly panels need (M1: ETS without trend MASE 0.926 against AutoETS's 0.863).
+            monthly panels need (M1: ETS without trend MASE 0.926 against AutoETS's 0.863). A
+            frequency's own `ets_model` replaces it (daily: ZNZ).
         auto_candidates: with `model: auto`, models fitted and backtested beside the baseline and
             the routed model for the series routed to ARIMA or ETS, so the selection can pick per
             series (ETS with trend and Theta: each is the best model on a share of real series).
@@ -315,8 +330,7 @@ class ForecastConfig:
             raise ConfigError(f"forecast.outlier_factor must be >= 0, got {self.outlier_factor}")
         if self.series_per_partition < 1:
             raise ConfigError(f"forecast.series_per_partition must be >= 1, got {self.series_per_partition}")
-        if len(self.ets_model) != 3 or any(c not in "ZANM" for c in self.ets_model.upper()):
-            raise ConfigError(f"forecast.ets_model must be three of Z, A, N, M (e.g. ZNZ), got {self.ets_model!r}")
+        check_ets_model(self.ets_model, setting="ets_model")
         from replenish.forecast.models import MODELS
 
         unknown = sorted(set(self.auto_candidates) - set(MODELS))
@@ -329,6 +343,9 @@ class ForecastConfig:
             raise ConfigError(f"forecast.combination needs two or more models (or none), got {list(self.combination)}")
         for freq in FREQUENCIES:
             self.arima_for(freq)  # a frequency's ARIMA replacements are known settings with valid values
+            spec = self.for_freq(freq).ets_model
+            if spec is not None:
+                check_ets_model(spec, setting=f"{SECTIONS[freq]}.ets_model")
         for demand_class in (
             "smooth",
             "erratic",
@@ -353,8 +370,7 @@ class ForecastConfig:
         known = {f.name for f in dataclasses.fields(ArimaSettings)}
         unknown = sorted(set(replaced) - known)
         if unknown:
-            section = {"D": "daily", "W": "weekly", "M": "monthly", "Q": "quarterly"}[freq]
-            raise ConfigError(f"forecast.{section}.arima: unknown setting(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"forecast.{SECTIONS[freq]}.arima: unknown setting(s) {unknown}; known: {sorted(known)}")
         return dataclasses.replace(self.arima, **replaced)
 
     def plan(
@@ -398,7 +414,7 @@ class ForecastConfig:
             degradation_threshold=self.warm_start.degradation_threshold,
             max_order_age_days=self.warm_start.max_order_age_days,
             outlier_factor=self.outlier_factor,
-            ets_spec=self.ets_model.upper(),
+            ets_spec=(windows.ets_model or self.ets_model).upper(),
             run_date=run_date,
             auto_candidates=tuple(self.auto_candidates) if chosen == "auto" else (),
             combination=tuple(self.combination) if chosen == "auto" else (),
