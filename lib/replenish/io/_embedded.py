@@ -179,8 +179,9 @@ class EmbeddedEngine:
     def version(self, uri: str) -> int:
         return int(self._table(uri, without_files=True).version())
 
-    def _version_at(self, uri: str, moment: dt.datetime) -> int:
-        """The latest version committed at or before `moment`, by the commit timestamps `history` reports.
+    @staticmethod
+    def _version_at(table: Any, uri: str, moment: dt.datetime) -> int:
+        """The latest version of the open `table` committed at or before `moment`, by its history's timestamps.
 
         delta-rs's `load_as_version(datetime)` goes by the log files' modification times, which can be a
         millisecond or more after a commit's recorded timestamp: as of that timestamp it found the version
@@ -188,7 +189,7 @@ class EmbeddedEngine:
         """
         aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
         limit = int(aware.timestamp() * 1000)
-        commits = self.history(uri)
+        commits = table.history()
         versions = [int(c["version"]) for c in commits if c.get("timestamp") is not None and c["timestamp"] <= limit]
         if not versions:
             raise LakeError(f"cannot read {uri} at timestamp {moment}: it is before the table's first commit")
@@ -224,7 +225,7 @@ class EmbeddedEngine:
 
         table = self._table(uri, version)
         if timestamp is not None:
-            table.load_as_version(self._version_at(uri, timestamp))
+            table.load_as_version(self._version_at(table, uri, timestamp))
         protocol = table.protocol()
         unsupported = UNSUPPORTED_READER_FEATURES & set(protocol.reader_features or [])
         if unsupported or (protocol.min_reader_version == 2):
