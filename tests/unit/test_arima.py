@@ -262,3 +262,52 @@ def test_a_yearly_season_of_weekly_data_is_fitted_by_fourier_terms() -> None:
 def test_fewer_than_two_years_of_weekly_data_are_fitted_without_a_season() -> None:
     model = Arima(season_length=52).fit(yearly_weekly(90, seed=1))
     assert model.orders_.fourier_terms == 0 and model.orders_.seasonal_order == (0, 0, 0)
+
+
+def test_lean_gradients_take_the_path_scipy_takes() -> None:
+    """The same forward differences as scipy's BFGS, so a search with them gives the same model, bit for bit."""
+    from scipy.optimize import _numdiff
+    from statsforecast import arima as library
+
+    from replenish.forecast.optim import lean_gradients, value_and_forward_gradient
+
+    def bowl(x: np.ndarray, shift: float) -> float:
+        return float(np.sum(np.cos(x[:3]) * (x[:3] - shift) ** 2) + 1e-9 * x[3] ** 1.5)
+
+    x = np.array([0.3, -2.5, 0.0, 1e9])  # the last entry: the absolute step vanishes against it
+    step = 1.4901161193847656e-08  # BFGS's default eps
+    value, gradient = value_and_forward_gradient(bowl, step=step)(x, 0.7)
+    reference = _numdiff.approx_derivative(lambda z: bowl(z, 0.7), x, method="2-point", abs_step=step, f0=value)
+    assert np.all(gradient != 0)
+    assert value == bowl(x, 0.7)
+    np.testing.assert_array_equal(gradient, reference)
+
+    y = seasonal_ma(300, seed=3) + 4.0 * (np.arange(300) % 11 == 0)
+    X = (np.arange(300) % 11 == 0).astype(float)[:, None]
+    plain = Arima(season_length=7, regressor_names=("promo",))._fit(y, X)  # scipy's own differences
+    lean = Arima(season_length=7, regressor_names=("promo",)).fit(y, X)
+    assert lean.orders_ == plain.orders_
+    assert lean.coefficients_ == plain.coefficients_
+    assert library.minimize is not value_and_forward_gradient  # restored after the fit
+    with pytest.raises(RuntimeError), lean_gradients():
+        raise RuntimeError("a failed fit")
+    from scipy.optimize import minimize as scipy_minimize
+
+    assert library.minimize is scipy_minimize
+
+
+def test_pruning_refits_start_from_the_current_coefficients() -> None:
+    """Dropping a regressor is judged by the same AICc a cold fit of the smaller model gives."""
+    from statsforecast.models import ARIMA
+
+    rng = np.random.default_rng(11)
+    n = 200
+    promo, flag = (rng.random(n) < 0.25).astype(float), (rng.random(n) < 0.3).astype(float)
+    y = arma(n, phi=(0.5,), seed=11) + 30 + 12 * promo
+    model = Arima(season_length=1, regressor_names=("promo", "is_holiday")).fit(y, np.column_stack([promo, flag]))
+    assert model.used_regressors_ == ("promo",)
+    orders = model.orders_
+    cold = ARIMA(order=orders.order, include_mean=orders.include_mean).fit(y, promo[:, None])
+    assert model.model_.model_["aicc"] == pytest.approx(cold.model_["aicc"], abs=0.05)
+    gain = model.params()["dropped_regressors"]["is_holiday"]
+    assert gain > 0

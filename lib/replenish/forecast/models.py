@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from replenish.errors import ReplenishError
+from replenish.forecast.optim import lean_gradients
 from replenish.forecast.settings import ArimaSettings
 
 LEVELS: tuple[int, ...] = (80, 95)
@@ -410,6 +411,10 @@ class Arima(SeriesModel):
         return tuple(names[i] for i in keep), np.ascontiguousarray(matrix[:, keep])
 
     def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Arima:
+        with lean_gradients():
+            return self._fit(y, X)
+
+    def _fit(self, y: np.ndarray, X: np.ndarray | None) -> Arima:
         from statsforecast.models import ARIMA, AutoARIMA
 
         settings: ArimaSettings = self.options["settings"]
@@ -465,7 +470,7 @@ class Arima(SeriesModel):
                 include_mean=orders.include_mean,
                 include_drift=orders.include_drift,
             )
-            started = self._estimate_from_start(fixed, values, matrix)
+            started = self._estimate_from_start(fixed, values, matrix, start=self.options["start"])
             if started is not None:
                 fixed.model_ = started
                 self.model_, self.estimation_ = fixed, "from start"
@@ -491,8 +496,11 @@ class Arima(SeriesModel):
         from statsforecast.models import ARIMA
 
         searched = self.orders_
+        p, _, q = searched.order
+        arma_count = p + q + searched.seasonal_order[0] + searched.seasonal_order[2]
 
-        def refit(matrix: np.ndarray | None) -> Any:
+        def refit(matrix: np.ndarray | None, dropped: int) -> Any:
+            """The searched orders without regressor `dropped`, estimated from the current coefficients."""
             spec = ARIMA(
                 order=searched.order,
                 season_length=1 if searched.fourier_terms else searched.season_length,
@@ -500,6 +508,14 @@ class Arima(SeriesModel):
                 include_mean=searched.include_mean,
                 include_drift=searched.include_drift,
             )
+            coefficients = self.coefficients_
+            named_coefficients = self.model_.model_["coef"]
+            position = arma_count + int("intercept" in named_coefficients) + int("drift" in named_coefficients)
+            start = coefficients[: position + dropped] + coefficients[position + dropped + 1 :]
+            started = self._estimate_from_start(spec, values, matrix, start=start)
+            if started is not None:
+                spec.model_ = started
+                return spec
             return _quiet(lambda: spec.fit(values, matrix), "ARIMA without a regressor")
 
         current = _aicc(self.model_.model_)
@@ -511,7 +527,7 @@ class Arima(SeriesModel):
             remaining = None if named is None or not rest else np.ascontiguousarray(named[:, rest])
             matrix = self._with_fourier(remaining, 0, values.size)
             try:
-                candidate = refit(matrix)
+                candidate = refit(matrix, i)
             except FitError:
                 continue
             without = _aicc(candidate.model_)
@@ -521,11 +537,12 @@ class Arima(SeriesModel):
                 del names[i], columns[i]
         self.used_regressors_ = tuple(names)
 
-    def _estimate_from_start(self, spec: Any, values: np.ndarray, matrix: np.ndarray | None) -> dict | None:
+    def _estimate_from_start(
+        self, spec: Any, values: np.ndarray, matrix: np.ndarray | None, *, start: tuple[float, ...] | None
+    ) -> dict | None:
         """The ML fit of `spec` (a statsforecast `ARIMA`) from `start`; None where it cannot be used."""
         from statsforecast.arima import Arima as estimate
 
-        start: tuple[float, ...] | None = self.options["start"]
         p, q, big_p = spec.order[0], spec.order[2], spec.seasonal_order[0]
         if start is None or not all(math.isfinite(v) for v in start):
             return None
