@@ -119,7 +119,7 @@ def bench_training(
     from replenish.neural.settings import LstmSettings
     from replenish.neural.tf_runtime import tf
 
-    spec = ModelSpec(history=56, horizon=28, hidden=32, projection_dim=4)
+    spec = ModelSpec(history=56, horizon=28, hidden=32, projection_dim=4, season=7)
     batch, epochs = 128, 2
     data = (
         tf.data.Dataset.from_tensor_slices(arrays)

@@ -102,3 +102,35 @@ def test_the_model_learns_the_promo_lift_a_model_without_promo_cannot() -> None:
     assert errors[True] < 0.7 * errors[False], errors
     level = float(test["target"][test["promo_future"] == 0].mean())
     assert errors[(True, "weekly")] < 0.5 * level, errors
+
+
+def test_seasonal_profile_averages_each_phase_over_observed_periods() -> None:
+    from replenish.neural.model import ModelSpec, seasonal_profile
+    from replenish.neural.tf_runtime import tf
+
+    spec = ModelSpec(history=6, horizon=5, season=3)
+    demand = np.array([1.0, 2.0, 3.0, 5.0, 0.0, 9.0])  # two seasons of phases (a, b, c)
+    observed = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])  # the last two periods censored
+    history = np.zeros((1, 6, 2 + len(COVARIATES)), dtype=np.float32)
+    history[0, :, 0], history[0, :, 1] = demand * observed, observed
+    profile = seasonal_profile(tf.constant(history), spec).numpy()[0, :, 0]
+    # phase a: (1 + 5) / 2; b: 2 (its second period censored); c: 3; then the season repeats
+    np.testing.assert_allclose(profile, [3.0, 2.0, 3.0, 3.0, 2.0])
+    history[0, :, :2] = 0.0
+    history[0, 0, :2] = (4.0, 1.0)  # one observed period: phases b and c fall back to its level
+    np.testing.assert_allclose(seasonal_profile(tf.constant(history), spec).numpy()[0, :, 0], [4.0] * 5)
+    # a season longer than the history: one phase, the mean of the history
+    assert ModelSpec(history=6, horizon=5, season=52).profile_season == 1
+
+
+def test_a_model_saved_before_the_seasonal_base_loads_with_its_own_network() -> None:
+    import json
+
+    from replenish.neural.model import ModelSpec, build_model
+
+    spec = ModelSpec(history=HISTORY, horizon=HORIZON, hidden=8, projection_dim=1, season=7)
+    old = {k: v for k, v in json.loads(spec.to_json()).items() if k != "seasonal_base"}
+    loaded = ModelSpec.from_json(json.dumps(old))
+    assert loaded.seasonal_base is False and spec.seasonal_base is True
+    names = {layer.name for layer in build_model(loaded).layers}
+    assert "seasonal_profile" not in names and "seasonal_profile" in {layer.name for layer in build_model(spec).layers}

@@ -3,8 +3,11 @@
 Per window the encoder reads the scaled history (demand / scale, an observed flag, the covariates);
 its final state, joined with the static features (hashed category and location embeddings and the
 item-factor projection), conditions a decoder that sees each forecast period's known covariates and
-its position, and outputs the `QUANTILES` of demand / scale at every horizon step. Quantiles cannot
-cross: the median is free and the others are the median plus or minus cumulative softplus gaps.
+its position, and outputs the `QUANTILES` of demand / scale at every horizon step. The median is a
+correction to the seasonal profile of the window's own history (`seasonal_profile`: for daily data the
+weekday means of the last eight weeks), which the decoder also sees: the network learns lifts,
+trends and launch ramps, not each series' weekly shape from its final LSTM state. Quantiles cannot
+cross: the others are the median plus or minus cumulative softplus gaps.
 
 Plain tf-keras; nothing here knows about Spark. Import it only where TensorFlow may load
 (`tf_runtime` sets `TF_USE_LEGACY_KERAS=1` first: Keras 3 `fit` fails under MultiWorkerMirroredStrategy).
@@ -35,6 +38,8 @@ class ModelSpec:
     projection_dim: int = 4
     use_covariates: bool = True
     quantiles: tuple[float, ...] = QUANTILES
+    season: int = 1
+    seasonal_base: bool = True
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -43,7 +48,34 @@ class ModelSpec:
     def from_json(cls, text: str) -> ModelSpec:
         raw = json.loads(text)
         raw["quantiles"] = tuple(raw["quantiles"])
+        raw.setdefault("seasonal_base", False)  # a model saved before the seasonal base existed
         return cls(**raw)
+
+    @property
+    def profile_season(self) -> int:
+        """The season the profile averages over: `season`, or 1 where the history is shorter than one."""
+        return self.season if 1 <= self.season <= self.history else 1
+
+
+def seasonal_profile(history: Any, spec: ModelSpec) -> Any:
+    """Per forecast step, the mean scaled demand of the same phase of the season over the history.
+
+    `history` is the model's (batch, history, channels) input: scaled demand (0 where not observed)
+    and the observed flag first. The last `history // m` whole seasons before the origin are
+    averaged phase by phase over their observed periods (m = 7 for daily data: the weekday profile
+    of the last 8 weeks); a phase never observed takes the mean of every observed period. Returns
+    (batch, horizon, 1): the profile repeated over the horizon, phase-aligned with the origin.
+    """
+    m = spec.profile_season
+    seasons = spec.history // m
+    demand, observed = history[:, -seasons * m :, 0], history[:, -seasons * m :, 1]
+    sums = tf.reduce_sum(tf.reshape(demand * observed, [-1, seasons, m]), axis=1)
+    counts = tf.reduce_sum(tf.reshape(observed, [-1, seasons, m]), axis=1)
+    total = tf.reduce_sum(history[..., 0] * history[..., 1], axis=1, keepdims=True)
+    level = total / tf.maximum(tf.reduce_sum(history[..., 1], axis=1, keepdims=True), 1.0)
+    profile = tf.where(counts > 0, sums / tf.maximum(counts, 1.0), level)
+    repeats = -(-spec.horizon // m)
+    return tf.tile(profile, [1, repeats])[:, : spec.horizon, None]
 
 
 def pinball_loss(quantiles: tuple[float, ...] = QUANTILES) -> Any:
@@ -66,9 +98,12 @@ def pinball_loss(quantiles: tuple[float, ...] = QUANTILES) -> Any:
     return loss
 
 
-def _monotone_quantiles(raw: Any) -> Any:
-    """Map the head's raw outputs to non-crossing quantiles around the free median (index 2 of 5)."""
-    median = raw[..., 2:3]
+def _monotone_quantiles(raw: Any, base: Any = None) -> Any:
+    """Map the head's raw outputs to non-crossing quantiles around the median (index 2 of 5).
+
+    The median is the raw output, plus `base` (the seasonal profile) where the model has one.
+    """
+    median = raw[..., 2:3] if base is None else raw[..., 2:3] + base
     gaps = tf.nn.softplus(raw[..., 0:2])  # below: [P2.5 gap, P10 gap]
     above = tf.nn.softplus(raw[..., 3:5])  # above: [P90 gap, P97.5 gap]
     p10 = median - gaps[..., 1:2]
@@ -100,10 +135,17 @@ def build_model(spec: ModelSpec, *, seed: int = 42) -> Any:
         lambda x: tf.tile(tf.eye(spec.horizon)[None], [tf.shape(x)[0], 1, 1]), name="step_position"
     )(context)
     parts = [repeated, steps, future] if spec.use_covariates else [repeated, steps]
+    profile = None
+    if spec.seasonal_base:
+        profile = keras.layers.Lambda(lambda x: seasonal_profile(x, spec), name="seasonal_profile")(history)
+        parts.append(profile)
     decoder = keras.layers.Concatenate()(parts)
     decoder = keras.layers.Dense(spec.hidden, activation="relu", kernel_initializer=init, name="decoder")(decoder)
     raw = keras.layers.Dense(5, kernel_initializer=init, name="quantile_head")(decoder)
-    outputs = keras.layers.Lambda(_monotone_quantiles, name="quantiles")(raw)
+    if profile is None:
+        outputs = keras.layers.Lambda(_monotone_quantiles, name="quantiles")(raw)
+    else:
+        outputs = keras.layers.Lambda(lambda x: _monotone_quantiles(x[0], x[1]), name="quantiles")([raw, profile])
     return keras.Model(
         inputs={
             "history": history,

@@ -216,6 +216,7 @@ def train_lstm(
         embedding_dim=settings.embedding_dim,
         hash_buckets=settings.hash_buckets,
         projection_dim=settings.projection_dim,
+        season=plan.season_length,
     )
     global_batch = settings.batch_size * settings.workers
     job = TrainJob(
