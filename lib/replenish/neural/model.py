@@ -3,11 +3,12 @@
 Per window the encoder reads the scaled history (demand / scale, an observed flag, the covariates);
 its final state, joined with the static features (hashed category and location embeddings and the
 item-factor projection), conditions a decoder that sees each forecast period's known covariates and
-its position, and outputs the `QUANTILES` of demand / scale at every horizon step. The median is a
-correction to the seasonal profile of the window's own history (`seasonal_profile`: for daily data the
-weekday means of the last eight weeks), which the decoder also sees: the network learns lifts,
-trends and launch ramps, not each series' weekly shape from its final LSTM state. Quantiles cannot
-cross: the others are the median plus or minus cumulative softplus gaps.
+its position, and outputs the `QUANTILES` of demand / scale at every horizon step. With
+`seasonal_base` the median is a correction to the seasonal profile of the window's own history
+(`seasonal_profile`: for daily data the weekday means of the last eight weeks), which the decoder
+also sees: on a small catalogue the network then need not learn each series' weekly shape from its
+final LSTM state (docs/lstm.md: where it helps and where it hurts). Quantiles cannot cross: the others
+are the median plus or minus cumulative softplus gaps.
 
 Plain tf-keras; nothing here knows about Spark. Import it only where TensorFlow may load
 (`tf_runtime` sets `TF_USE_LEGACY_KERAS=1` first: Keras 3 `fit` fails under MultiWorkerMirroredStrategy).
@@ -39,7 +40,7 @@ class ModelSpec:
     use_covariates: bool = True
     quantiles: tuple[float, ...] = QUANTILES
     season: int = 1
-    seasonal_base: bool = True
+    seasonal_base: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -48,7 +49,6 @@ class ModelSpec:
     def from_json(cls, text: str) -> ModelSpec:
         raw = json.loads(text)
         raw["quantiles"] = tuple(raw["quantiles"])
-        raw.setdefault("seasonal_base", False)  # a model saved before the seasonal base existed
         return cls(**raw)
 
     @property

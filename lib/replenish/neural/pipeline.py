@@ -217,6 +217,7 @@ def train_lstm(
         hash_buckets=settings.hash_buckets,
         projection_dim=settings.projection_dim,
         season=plan.season_length,
+        seasonal_base=settings.seasonal_base,
     )
     global_batch = settings.batch_size * settings.workers
     job = TrainJob(

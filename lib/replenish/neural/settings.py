@@ -50,6 +50,10 @@ class LstmSettings:
             statistical models get (no promotion, regular price), so the comparison is like for like.
         row_group_bytes: Parquet row-group size of the Petastorm cache; small enough that every
             worker's shard gets row groups.
+        seasonal_base: the median is a correction to each window's own seasonal profile (for daily
+            data its weekday means over the history) instead of free. It helps a small catalogue of
+            regular series and hurts a large one with intermittent series (docs/lstm.md), so it is off
+            by default.
     """
 
     enabled: bool = True
@@ -73,6 +77,7 @@ class LstmSettings:
     loader: str = "petastorm"
     planned_promotions: bool = False
     row_group_bytes: int = 1024 * 1024
+    seasonal_base: bool = False
 
     def __post_init__(self) -> None:
         positive = ("min_history", "stride", "max_origins", "hidden", "embedding_dim", "hash_buckets")
