@@ -203,3 +203,10 @@ def test_forecast_model_lstm_on_a_sales_only_lake_then_reuses_the_model(spark, t
     assert forecast.main([*argv, "--run-id", "run-2"], spark=spark) == 0
     again = lake.read("gold.model_registry").where(F.col("run_id") == "run-2").toPandas()
     assert list(again["status"]) == ["ok"] and not json.loads(again["params"].iloc[0])["trained_in_run"]
+
+    # another network (the seasonal base switched on) is not the stored model: the run trains its own
+    based = ["--set", "forecast.lstm.seasonal_base=true"]
+    assert forecast.main([*argv, *based, "--run-id", "run-3"], spark=spark) == 0
+    third = lake.read("gold.model_registry").where(F.col("run_id") == "run-3").orderBy("status").toPandas()
+    assert list(third["status"]) == ["ok", "trained"]
+    assert json.loads(third["params"].iloc[1])["spec"]["seasonal_base"] is True

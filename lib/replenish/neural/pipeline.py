@@ -262,10 +262,11 @@ def train_lstm(
 
 
 def latest_lstm_model(registry: DataFrame, plan: LstmPlan) -> dict[str, Any] | None:
-    """The params of the newest trained model usable for `plan` (same shape, trained by `plan.train_end`).
+    """The params of the newest trained model usable for `plan` (same network, trained by `plan.train_end`).
 
     A model trained on periods after the first backtest cutoff would see the test windows, so it is
-    not reused; neither is one of another window shape. Reads at most 20 registry rows.
+    not reused; neither is one of another window shape or with another `seasonal_base` (the setting
+    changed since: the next run trains). Reads at most 20 registry rows.
     """
     from pyspark.sql import functions as F
 
@@ -285,6 +286,7 @@ def latest_lstm_model(registry: DataFrame, plan: LstmPlan) -> dict[str, Any] | N
         params = json.loads(row["params"])
         spec = params.get("spec", {})
         shaped = spec.get("history") == plan.window.history and spec.get("horizon", 0) >= plan.window.horizon
+        shaped = shaped and bool(spec.get("seasonal_base", False)) == plan.settings.seasonal_base
         if shaped and (os.path.exists(params["model_path"]) or "://" in params["model_path"]):
             return dict(params)
     return None
