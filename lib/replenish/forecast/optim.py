@@ -5,7 +5,7 @@ statsforecast's `arima` (a port of R's `stats::arima`) minimises its likelihoods
 differences through `approx_derivative`. The likelihood itself is compiled and takes about 10 µs on
 a demo series; scipy's per-gradient bookkeeping (step checks, array-API dispatch, wrappers around
 every evaluation) costs several times that, and it is most of an ARIMA order search's CPU
-(docs/forecasting.md, "Where the forecast's time goes").
+(docs/forecasting.md, "Where an ARIMA fit's time goes").
 
 `lean_gradients()` hands `minimize` the value and the gradient in one call (`jac=True`), the gradient
 taken by the forward differences scipy's BFGS would take (its absolute step `eps`, sqrt of the machine
