@@ -6,15 +6,11 @@ lives only in the driver.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,20 +19,9 @@ import pytest
 
 from replenish.io.engines import delta_package
 
+from .standalone import ClusterStartError, Daemons, standalone_daemons
+
 WORKERS = 2
-FAKE_GPU_DISCOVERY = Path(__file__).with_name("fake_gpu_discovery.sh")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def spark_home() -> Path:
-    from pyspark.find_spark_home import _find_spark_home
-
-    return Path(_find_spark_home())
 
 
 @dataclass
@@ -47,11 +32,7 @@ class StandaloneCluster:
     log_dir: Path
 
     def alive_workers(self) -> int:
-        try:
-            with urllib.request.urlopen(f"{self.web_url}/json/", timeout=5) as response:
-                return int(json.load(response).get("aliveworkers", 0))
-        except OSError:
-            return 0
+        return Daemons(self.master_url, self.web_url, self.home, self.log_dir).alive_workers()
 
     def submit(
         self,
@@ -123,94 +104,18 @@ class StandaloneCluster:
         return command, env
 
 
-def _start(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
-    handle = log.open("w")
-    return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-
 @pytest.fixture(scope="session")
 def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneCluster]:
     """Start `Master` and two `Worker`s with pip pyspark's `spark-class`; stop them after the session."""
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.fail("the standalone cluster needs Java 17")
-    home = spark_home()
     base = tmp_path_factory.mktemp("standalone")
-    port, web_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(home),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "SPARK_LOG_DIR": str(base),
-        "SPARK_WORKER_DIR": str(base / "work"),
-        "PYSPARK_PYTHON": sys.executable,
-        "SPARK_DAEMON_MEMORY": "512m",
-    }
-    spark_class = str(home / "bin" / "spark-class")
-    processes = [
-        _start(
-            [
-                spark_class,
-                "org.apache.spark.deploy.master.Master",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--webui-port",
-                str(web_port),
-            ],
-            base / "master.log",
-            env,
-        )
-    ]
-    cluster = StandaloneCluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{web_port}", home, base)
-    try:
-        for index in range(WORKERS):
-            processes.append(
-                _start(
-                    [
-                        spark_class,
-                        "org.apache.spark.deploy.worker.Worker",
-                        cluster.master_url,
-                        "--host",
-                        "127.0.0.1",
-                        "--cores",
-                        "1",
-                        "--memory",
-                        "1536m",
-                        "--webui-port",
-                        str(_free_port()),
-                        "--work-dir",
-                        str(base / f"work-{index}"),
-                    ],
-                    base / f"worker-{index}.log",
-                    {
-                        **env,
-                        # each worker advertises one fake GPU with its own address (docs/lstm.md)
-                        "REPLENISH_FAKE_GPU": str(index),
-                        "SPARK_WORKER_OPTS": f"-Dspark.worker.resource.gpu.amount=1 "
-                        f"-Dspark.worker.resource.gpu.discoveryScript={FAKE_GPU_DISCOVERY}",
-                    },
-                )
-            )
-        deadline = time.monotonic() + 180
-        while cluster.alive_workers() < WORKERS:
-            for process in processes:
-                if process.poll() is not None:
-                    logs = "\n".join(p.read_text()[-2000:] for p in base.glob("*.log"))
-                    pytest.fail(f"a cluster daemon exited early:\n{logs}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"{WORKERS} workers did not register with {cluster.master_url} in 180 s")
-            time.sleep(1)
-        yield cluster
-    finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.ExitStack() as stack:
+        try:
+            daemons = stack.enter_context(standalone_daemons(base, workers=WORKERS))
+        except ClusterStartError as exc:
+            pytest.fail(str(exc))
+        yield StandaloneCluster(daemons.master_url, daemons.web_url, daemons.home, daemons.log_dir)
 
 
 # --- replenish shipped the way the README tells users: the wheel of `make dist` on `--py-files` ---

@@ -124,24 +124,32 @@ def test_petastorm_reads_back_what_spark_wrote_sharded_without_duplicates(spark,
     loader = PetastormLoader.from_dataframe(
         windows, cache_dir=f"file://{tmp_path}/cache", row_group_bytes=1024, min_row_groups=4
     )
-    assert loader.rows == len(expected) and loader.row_groups >= 2
-    seen = []
-    for shard in range(2):
-        batches = []
-        with loader.dataset(cur_shard=shard, shard_count=2, batch_size=16, shuffle=False, seed=0) as dataset:
-            per_pass = -(-loader.rows // 16) + 2
-            for batch in dataset.take(per_pass):
-                batches.append({k: v.numpy() for k, v in batch.items()})
-        ids = np.concatenate([b["scale"] for b in batches])
-        # the reader cycles its shard: keep the first pass
-        first_pass = ids[: len(np.unique(ids))] if len(np.unique(ids)) < len(ids) else ids
-        seen.append(set(first_pass.tolist()))
-        history = np.concatenate([b["history"] for b in batches])
-        for index, key in enumerate(ids[:20]):
-            np.testing.assert_allclose(history[index], np.asarray(expected.loc[key, "history"]), rtol=1e-6)
-        assert history.shape[1] == 14 * HISTORY_CHANNELS
-    assert not seen[0] & seen[1], "a window reached both shards"
-    assert seen[0] | seen[1] == set(expected.index.tolist())
+    assert loader.rows == len(expected) and loader.row_groups >= 2 and loader.bytes > 0
+    for memory_cache_bytes in (0, loader.memory_cache_bytes):  # read from Parquet every epoch; held in memory
+        loader.memory_cache_bytes = memory_cache_bytes
+        seen = []
+        for shard in range(2):
+            batches = []
+            with loader.dataset(cur_shard=shard, shard_count=2, batch_size=16, shuffle=False, seed=0) as dataset:
+                per_pass = -(-loader.rows // 16) + 2
+                for batch in dataset.take(per_pass):
+                    batches.append({k: v.numpy() for k, v in batch.items()})
+            ids = np.concatenate([b["scale"] for b in batches])
+            # the reader cycles its shard: keep the first pass
+            first_pass = ids[: len(np.unique(ids))] if len(np.unique(ids)) < len(ids) else ids
+            seen.append(set(first_pass.tolist()))
+            history = np.concatenate([b["history"] for b in batches])
+            for index, key in enumerate(ids[:20]):
+                np.testing.assert_allclose(history[index], np.asarray(expected.loc[key, "history"]), rtol=1e-6)
+            assert history.shape[1] == 14 * HISTORY_CHANNELS
+        assert not seen[0] & seen[1], f"a window reached both shards (memory_cache_bytes={memory_cache_bytes})"
+        assert seen[0] | seen[1] == set(expected.index.tolist())
+
+    # held in memory and shuffled: every epoch is a new order of the whole shard
+    with loader.dataset(cur_shard=0, shard_count=2, batch_size=1, shuffle=True, seed=3) as dataset:
+        epochs = np.array([b["scale"].numpy()[0] for b in dataset.take(2 * len(seen[0]))]).reshape(2, -1)
+    assert [set(epoch.tolist()) for epoch in epochs] == [seen[0], seen[0]]
+    assert epochs[0].tolist() != epochs[1].tolist()
 
     arrow = ArrowLoader.from_files(list(loader.converter.file_urls))
     assert arrow.rows == loader.rows

@@ -203,11 +203,13 @@ def train_lstm(
         cache_dir=cache if loader_cls is PetastormLoader else f"{cache}/train",
         row_group_bytes=settings.row_group_bytes,
         min_row_groups=2 * settings.workers,
+        memory_cache_bytes=settings.memory_cache_bytes,
     )
     valid = loader_cls.from_dataframe(
         windows.where(F.col("split") == "valid"),
         cache_dir=cache if loader_cls is PetastormLoader else f"{cache}/valid",
         row_group_bytes=settings.row_group_bytes,
+        memory_cache_bytes=settings.memory_cache_bytes,
     )
     spec = ModelSpec(
         history=plan.window.history,

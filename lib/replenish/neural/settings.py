@@ -50,6 +50,9 @@ class LstmSettings:
             statistical models get (no promotion, regular price), so the comparison is like for like.
         row_group_bytes: Parquet row-group size of the Petastorm cache; small enough that every
             worker's shard gets row groups.
+        memory_cache_bytes: a worker whose shard of the training (or validation) windows is at most
+            this many bytes, uncompressed, reads it once and serves every epoch from memory; a larger
+            shard is read from Parquet every epoch. 0: always read from Parquet.
         seasonal_base: the median is a correction to each window's own seasonal profile (for daily
             data its weekday means over the history) instead of free. It helps a small catalogue of
             regular series and hurts a large one with intermittent series (docs/lstm.md), so it is off
@@ -77,6 +80,7 @@ class LstmSettings:
     loader: str = "petastorm"
     planned_promotions: bool = False
     row_group_bytes: int = 1024 * 1024
+    memory_cache_bytes: int = 256 * 1024 * 1024
     seasonal_base: bool = False
 
     def __post_init__(self) -> None:
@@ -94,6 +98,8 @@ class LstmSettings:
             raise ConfigError(f"forecast.lstm.learning_rate must be > 0, got {self.learning_rate}")
         if self.loader not in ("petastorm", "arrow"):
             raise ConfigError(f"forecast.lstm.loader must be petastorm or arrow, got {self.loader!r}")
+        if self.memory_cache_bytes < 0:
+            raise ConfigError(f"forecast.lstm.memory_cache_bytes must be >= 0, got {self.memory_cache_bytes}")
         if self.row_group_bytes < 1024:
             raise ConfigError(f"forecast.lstm.row_group_bytes must be >= 1024, got {self.row_group_bytes}")
 

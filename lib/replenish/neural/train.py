@@ -76,17 +76,31 @@ def train_windows(worker: WorkerInfo, job: TrainJob) -> dict[str, Any]:
         )
 
     class StepLog(keras.callbacks.Callback):
-        """One line per step and worker; the chief also appends one line per epoch to progress.jsonl."""
+        """One line per step and worker; the chief also appends one line per epoch to progress.jsonl.
+
+        It also times the training steps of every epoch after this process's first (which traces the
+        graph), validation excluded: the steady rate a longer training runs at.
+        """
+
+        epochs_seen = 0
+        steady_seconds = 0.0
+        steady_epochs = 0
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.epoch = epoch
+            self.epoch_started = self.last_step = time.monotonic()
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.last_step = time.monotonic()
             record = {"rank": worker.rank, "epoch": self.epoch, "step": batch, "loss": float((logs or {})["loss"])}
             step_log.write(json.dumps(record) + "\n")
             step_log.flush()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.epochs_seen += 1
+            if self.epochs_seen > 1:
+                self.steady_seconds += self.last_step - self.epoch_started
+                self.steady_epochs += 1
             values = {key: round(float(value), 5) for key, value in (logs or {}).items()}
             line = json.dumps({"epoch": epoch + 1, "epochs": job.epochs, **values})
             print(f"[lstm worker {worker.rank}] epoch {epoch + 1}/{job.epochs} {values}", flush=True)
@@ -97,10 +111,8 @@ def train_windows(worker: WorkerInfo, job: TrainJob) -> dict[str, Any]:
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     shard = {"cur_shard": worker.rank, "shard_count": worker.num_workers} if worker.num_workers > 1 else {}
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(job.work_dir, "backup")),
-        StepLog(),
-    ]
+    timing = StepLog()
+    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(job.work_dir, "backup")), timing]
     started = time.monotonic()
     with job.train.dataset(
         cur_shard=shard.get("cur_shard"),
@@ -164,6 +176,11 @@ def train_windows(worker: WorkerInfo, job: TrainJob) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "samples_per_second": round(epochs_run * job.steps_per_epoch * job.batch_size * worker.num_workers / seconds, 1)
         if seconds > 0
+        else None,
+        "steady_samples_per_second": round(
+            timing.steady_epochs * job.steps_per_epoch * job.batch_size * worker.num_workers / timing.steady_seconds, 1
+        )
+        if timing.steady_seconds > 0
         else None,
         "model_dir": job.model_dir,
     }
