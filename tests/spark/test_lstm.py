@@ -113,6 +113,17 @@ def test_no_series_long_enough_is_a_clear_error(spark, tmp_path) -> None:
         )
 
 
+def test_default_training_origins_cover_a_year(spark) -> None:
+    """With `stride: null` the origins spread over a year, so every season's day-of-year is trained."""
+    demand = spark.createDataFrame(_panel(n_series=2, periods=500))
+    settings = LstmSettings(history=14, max_origins=6)
+    plan = pipeline.lstm_plan(demand, ForecastConfig(horizon=7).plan("D"), settings)
+    windows = pipeline.training_windows(demand, plan).where(F.col("split") == "train")
+    origins = sorted(row["origin"] for row in windows.select("origin").distinct().collect())
+    assert settings.stride_for("D") == 61 and len(origins) == 6
+    assert (origins[-1] - origins[0]).days == 5 * 61  # targets in every month of the year
+
+
 def test_petastorm_reads_back_what_spark_wrote_sharded_without_duplicates(spark, tmp_path) -> None:
     from replenish.neural.loader import ArrowLoader, PetastormLoader
 

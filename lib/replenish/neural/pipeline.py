@@ -116,7 +116,7 @@ def training_windows(
         demand,
         plan.window,
         train_end=plan.train_end,
-        stride=plan.settings.stride,
+        stride=plan.settings.stride_for(plan.window.freq),
         max_origins=plan.settings.max_origins,
         min_history=plan.settings.min_history,
         factors=factors,

@@ -5,12 +5,15 @@ Imported by `replenish.forecast.settings` without TensorFlow: nothing here impor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from replenish.errors import ConfigError
 
 QUANTILES: tuple[float, ...] = (0.025, 0.1, 0.5, 0.9, 0.975)
 """The quantiles the model outputs: the 95% and 80% interval bounds and the median (the point forecast)."""
+
+PERIODS_PER_YEAR: dict[str, int] = {"D": 365, "W": 52, "M": 12, "Q": 4}
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,10 @@ class LstmSettings:
         history: periods of history the encoder reads per window (D: 56 days). A series with less
             history is left-padded and masked, so short and new series still get a forecast.
         min_history: a training window needs this many observed (uncensored) history periods.
-        stride: periods between consecutive training origins of a series (fewer, less correlated
-            windows train faster).
+        stride: periods between consecutive training origins of a series; None spreads the
+            `max_origins` origins over a year (`stride_for`), so the day-of-year inputs are trained
+            in every season: origins 7 days apart covered 6 weeks, and the demo's backtest folds
+            months later met day-of-year values the network had never seen (docs/lstm.md).
         max_origins: the most recent training origins kept per series (bounds the table's size).
         hidden: LSTM units; the decoder's dense layer has as many.
         embedding_dim: size of the category and location embeddings.
@@ -62,7 +67,7 @@ class LstmSettings:
     enabled: bool = True
     history: int | None = None
     min_history: int = 4
-    stride: int = 7
+    stride: int | None = None
     max_origins: int = 12
     hidden: int = 32
     embedding_dim: int = 4
@@ -84,7 +89,9 @@ class LstmSettings:
     seasonal_base: bool = False
 
     def __post_init__(self) -> None:
-        positive = ("min_history", "stride", "max_origins", "hidden", "embedding_dim", "hash_buckets")
+        if self.stride is not None and self.stride < 1:
+            raise ConfigError(f"forecast.lstm.stride must be >= 1 or null, got {self.stride}")
+        positive = ("min_history", "max_origins", "hidden", "embedding_dim", "hash_buckets")
         for name in (*positive, "epochs", "batch_size", "workers", "min_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"forecast.lstm.{name} must be >= 1, got {getattr(self, name)}")
@@ -102,6 +109,15 @@ class LstmSettings:
             raise ConfigError(f"forecast.lstm.memory_cache_bytes must be >= 0, got {self.memory_cache_bytes}")
         if self.row_group_bytes < 1024:
             raise ConfigError(f"forecast.lstm.row_group_bytes must be >= 1024, got {self.row_group_bytes}")
+
+    def stride_for(self, freq: str) -> int:
+        """Periods between training origins: `stride`, or `max_origins` origins spread over a year.
+
+        With the default 6 origins: 61 days (D), 9 weeks (W), 2 months (M), 1 quarter (Q).
+        """
+        if self.stride is not None:
+            return self.stride
+        return max(1, math.ceil(PERIODS_PER_YEAR[freq] / self.max_origins))
 
     def history_for(self, freq: str) -> int:
         """Encoder length in periods of `freq`: `history`, or 8 weeks (D), a year (W), 2 years (M, Q: 8)."""
