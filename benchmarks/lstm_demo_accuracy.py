@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-HISTORY_GROUPS = """CASE WHEN o.history_days < 56 THEN 'a: under 56 days' WHEN o.history_days < 120 THEN 'b: 56-119 days'
+HISTORY_GROUPS = """CASE WHEN o.history_days < 56 THEN 'a: under 56 days'
+    WHEN o.history_days < 120 THEN 'b: 56-119 days'
     WHEN o.history_days < 365 THEN 'c: 120-364 days' ELSE 'd: a year or more' END"""
 
 
