@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from replenish.errors import ValidationError
+from replenish.neural.settings import DEFAULT_MEMORY_CACHE_BYTES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -71,10 +72,6 @@ def _row_groups(file_urls: list[str]) -> list[tuple[str, int, int, int]]:
             for index in range(metadata.num_row_groups)
         ]
     return [group for group in groups if group[2] > 0]
-
-
-DEFAULT_MEMORY_CACHE_BYTES = 256 * 1024 * 1024
-"""`LstmSettings.memory_cache_bytes`' default: a worker keeps a shard of up to 256 MiB in memory."""
 
 
 def _shard_fits(total_bytes: int, shard_count: int | None, memory_cache_bytes: int) -> bool:
@@ -153,8 +150,7 @@ class PetastormLoader:
             check_shards(self.row_groups, shard_count)
         shard = {"cur_shard": cur_shard, "shard_count": shard_count} if shard_count else {}
         if _shard_fits(self.bytes, shard_count, self.memory_cache_bytes):
-            # the reader `make_tf_dataset` wraps, without its element-by-element re-batching: one pass
-            # to numpy costs about 30 ms instead of 150-300 ms on the benchmark's 1,777 windows
+            # the reader `make_tf_dataset` wraps, without its element-by-element re-batching (docs/lstm.md)
             from petastorm import make_batch_reader
 
             files = list(self.converter.file_urls)

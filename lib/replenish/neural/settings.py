@@ -15,6 +15,9 @@ QUANTILES: tuple[float, ...] = (0.025, 0.1, 0.5, 0.9, 0.975)
 
 PERIODS_PER_YEAR: dict[str, int] = {"D": 365, "W": 52, "M": 12, "Q": 4}
 
+DEFAULT_MEMORY_CACHE_BYTES = 256 * 1024 * 1024
+"""`LstmSettings.memory_cache_bytes`' default: a worker keeps a shard of up to 256 MiB in memory."""
+
 
 @dataclass(frozen=True)
 class LstmSettings:
@@ -26,9 +29,9 @@ class LstmSettings:
             history is left-padded and masked, so short and new series still get a forecast.
         min_history: a training window needs this many observed (uncensored) history periods.
         stride: periods between consecutive training origins of a series; None spreads the
-            `max_origins` origins over a year (`stride_for`), so the day-of-year inputs are trained
-            in every season: origins 7 days apart covered 6 weeks, and the demo's backtest folds
-            months later met day-of-year values the network had never seen (docs/lstm.md).
+            `max_origins` origins over a year (`stride_for`), so the network is trained on the
+            day-of-year inputs of every season, not only of the weeks before the first backtest
+            cutoff (docs/lstm.md, "Origins over a year").
         max_origins: the most recent training origins kept per series (bounds the table's size).
         hidden: LSTM units; the decoder's dense layer has as many.
         embedding_dim: size of the category and location embeddings.
@@ -85,7 +88,7 @@ class LstmSettings:
     loader: str = "petastorm"
     planned_promotions: bool = False
     row_group_bytes: int = 1024 * 1024
-    memory_cache_bytes: int = 256 * 1024 * 1024
+    memory_cache_bytes: int = DEFAULT_MEMORY_CACHE_BYTES
     seasonal_base: bool = False
 
     def __post_init__(self) -> None:
