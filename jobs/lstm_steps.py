@@ -90,6 +90,7 @@ def train_model(ctx: JobContext, lplan: Any, inputs: dict[str, Any]) -> dict[str
         "train_windows": result["train_windows"],
         "valid_windows": result["valid_windows"],
         "spec": result["spec"],
+        "training_origins": lplan.training_origins,
         "item_factors": inputs["factors"] is not None,
         "loader": lplan.settings.loader,
         "stage_seconds": {

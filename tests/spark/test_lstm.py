@@ -229,3 +229,11 @@ def test_forecast_model_lstm_on_a_sales_only_lake_then_reuses_the_model(spark, t
     third = lake.read("gold.model_registry").where(F.col("run_id") == "run-3").orderBy("status").toPandas()
     assert list(third["status"]) == ["ok", "trained"]
     assert json.loads(third["params"].iloc[1])["spec"]["seasonal_base"] is True
+
+    # nor is one trained on other origins (as a model from before the default stride spread them over a year)
+    assert params["training_origins"] == {"stride": 3, "max_origins": 6, "min_history": 4}
+    strided = ["--set", "forecast.lstm.stride=7"]
+    assert forecast.main([*argv, *based, *strided, "--run-id", "run-4"], spark=spark) == 0
+    fourth = lake.read("gold.model_registry").where(F.col("run_id") == "run-4").orderBy("status").toPandas()
+    assert list(fourth["status"]) == ["ok", "trained"]
+    assert json.loads(fourth["params"].iloc[1])["training_origins"]["stride"] == 7

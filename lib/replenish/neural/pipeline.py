@@ -68,6 +68,15 @@ class LstmPlan:
     def freq(self) -> str:
         return self.window.freq
 
+    @property
+    def training_origins(self) -> dict[str, int]:
+        """Where the training windows start: recorded with a model, so one trained on other origins is not reused."""
+        return {
+            "stride": self.settings.stride_for(self.freq),
+            "max_origins": self.settings.max_origins,
+            "min_history": self.settings.min_history,
+        }
+
 
 def lstm_plan(demand: DataFrame, plan: ForecastPlan, settings: LstmSettings) -> LstmPlan:
     """Resolve the run from `silver.demand` (one scalar, its last date, reaches the driver).
@@ -116,9 +125,7 @@ def training_windows(
         demand,
         plan.window,
         train_end=plan.train_end,
-        stride=plan.settings.stride_for(plan.window.freq),
-        max_origins=plan.settings.max_origins,
-        min_history=plan.settings.min_history,
+        **plan.training_origins,
         factors=factors,
         holidays=holidays,
     )
@@ -267,8 +274,9 @@ def latest_lstm_model(registry: DataFrame, plan: LstmPlan) -> dict[str, Any] | N
     """The params of the newest trained model usable for `plan` (same network, trained by `plan.train_end`).
 
     A model trained on periods after the first backtest cutoff would see the test windows, so it is
-    not reused; neither is one of another window shape or with another `seasonal_base` (the setting
-    changed since: the next run trains). Reads at most 20 registry rows.
+    not reused; neither is one of another window shape, another `seasonal_base` or other training
+    origins (`LstmPlan.training_origins`; a model recorded without them predates the setting): the
+    next run trains. Reads at most 20 registry rows.
     """
     from pyspark.sql import functions as F
 
@@ -289,6 +297,7 @@ def latest_lstm_model(registry: DataFrame, plan: LstmPlan) -> dict[str, Any] | N
         spec = params.get("spec", {})
         shaped = spec.get("history") == plan.window.history and spec.get("horizon", 0) >= plan.window.horizon
         shaped = shaped and bool(spec.get("seasonal_base", False)) == plan.settings.seasonal_base
+        shaped = shaped and params.get("training_origins") == plan.training_origins
         if shaped and (os.path.exists(params["model_path"]) or "://" in params["model_path"]):
             return dict(params)
     return None
