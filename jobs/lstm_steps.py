@@ -88,9 +88,10 @@ def train_model(ctx: JobContext, lplan: Any, inputs: dict[str, Any]) -> dict[str
         "loss_function": "pinball (quantiles 0.025, 0.1, 0.5, 0.9, 0.975), censored periods masked",
         "workers": result["workers"],
         "train_windows": result["train_windows"],
+        "train_cut_windows": result["train_cut_windows"],
         "valid_windows": result["valid_windows"],
         "spec": result["spec"],
-        "training_origins": lplan.training_origins,
+        "window_sampling": lplan.window_sampling,
         "item_factors": inputs["factors"] is not None,
         "loader": lplan.settings.loader,
         "stage_seconds": {

@@ -93,6 +93,40 @@ def test_short_series_are_padded_and_nan_covariates_neutral(spark) -> None:
     assert pad[0, 1] == 0.0  # a padded period is not observed
 
 
+def test_short_history_copies_are_what_a_new_series_looks_like(spark) -> None:
+    """A copy cut to k periods equals the window of the same series had it started k periods before the origin."""
+    panel = _panel(n_series=3, periods=60).assign(censored=False)
+    spec = WindowSpec(freq="D", history=14, horizon=7)
+    train_end = panel["date"].max()
+    options = {"train_end": train_end, "stride": 5, "max_origins": 4, "min_history": 4}
+    plain = training_windows(spark.createDataFrame(panel), spec, **options).toPandas()
+    doubled = training_windows(spark.createDataFrame(panel), spec, short_history_share=1.0, **options).toPandas()
+    trained = (plain["split"] == "train").sum()
+    assert len(doubled) == len(plain) + trained and (doubled["split"] == "train_cut").sum() == trained
+
+    def kept(history: np.ndarray) -> int:
+        return int(np.asarray(history).reshape(14, HISTORY_CHANNELS)[:, 1].sum())
+
+    copies = doubled[doubled["split"] == "train_cut"].assign(k=lambda f: f["history"].map(kept))
+    assert (
+        copies["k"].between(4, 13).all()
+        and (doubled.loc[doubled["split"] != "train_cut", "history"].map(kept) == 14).all()
+    )
+    assert copies["k"].nunique() > 3  # lengths are drawn, not one
+    again = training_windows(spark.createDataFrame(panel), spec, short_history_share=1.0, **options).toPandas()
+    assert sorted(again["history"].map(kept)) == sorted(doubled["history"].map(kept))  # seeded
+    for _, copy in copies.head(4).iterrows():
+        start = pd.Timestamp(copy["origin"]) - pd.Timedelta(days=int(copy["k"]))
+        series = (panel["sku"] == copy["sku"]) & (panel["location"] == copy["location"])
+        launched = panel[~series | (pd.to_datetime(panel["date"]) >= start)]
+        real = training_windows(spark.createDataFrame(launched), spec, **options).toPandas()
+        real = real[(real["sku"] == copy["sku"]) & (real["location"] == copy["location"])]
+        real = real[real["origin_idx"] == copy["origin_idx"]].iloc[0]
+        np.testing.assert_array_equal(np.asarray(copy["history"]), np.asarray(real["history"]))
+        np.testing.assert_allclose(copy["scale"], real["scale"], rtol=1e-6)
+        np.testing.assert_array_equal(np.asarray(copy["target"]), np.asarray(real["target"]))
+
+
 def test_a_series_with_missing_periods_is_named(spark) -> None:
     panel = _panel(n_series=1, periods=40)
     gap = panel.drop(index=panel.index[20])
@@ -231,9 +265,10 @@ def test_forecast_model_lstm_on_a_sales_only_lake_then_reuses_the_model(spark, t
     assert json.loads(third["params"].iloc[1])["spec"]["seasonal_base"] is True
 
     # nor is one trained on other origins (as a model from before the default stride spread them over a year)
-    assert params["training_origins"] == {"stride": 3, "max_origins": 6, "min_history": 4}
+    sampling = {"stride": 3, "max_origins": 6, "min_history": 4, "short_history_share": 0.25, "seed": 42}
+    assert params["window_sampling"] == sampling and params["train_cut_windows"] > 0
     strided = ["--set", "forecast.lstm.stride=7"]
     assert forecast.main([*argv, *based, *strided, "--run-id", "run-4"], spark=spark) == 0
     fourth = lake.read("gold.model_registry").where(F.col("run_id") == "run-4").orderBy("status").toPandas()
     assert list(fourth["status"]) == ["ok", "trained"]
-    assert json.loads(fourth["params"].iloc[1])["training_origins"]["stride"] == 7
+    assert json.loads(fourth["params"].iloc[1])["window_sampling"]["stride"] == 7

@@ -21,3 +21,10 @@ def test_an_explicit_stride_is_kept_and_checked() -> None:
         LstmSettings(stride=0)
     with pytest.raises(ConfigError, match=r"forecast\.lstm\.memory_cache_bytes must be >= 0"):
         LstmSettings(memory_cache_bytes=-1)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_the_short_history_share_is_a_share(share: float) -> None:
+    assert LstmSettings(short_history_share=0).short_history_share == 0
+    with pytest.raises(ConfigError, match=r"forecast\.lstm\.short_history_share must be in \[0, 1\]"):
+        LstmSettings(short_history_share=share)

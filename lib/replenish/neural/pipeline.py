@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from replenish.errors import ValidationError
 from replenish.neural.settings import LstmSettings
-from replenish.neural.windows import WindowSpec, date_of, index_of, inference_windows, period_date
+from replenish.neural.windows import (
+    TRAIN_CUT,
+    TRAINED_SPLITS,
+    WindowSpec,
+    date_of,
+    index_of,
+    inference_windows,
+    period_date,
+)
 from replenish.neural.windows import training_windows as _training_windows
 
 if TYPE_CHECKING:
@@ -69,12 +77,14 @@ class LstmPlan:
         return self.window.freq
 
     @property
-    def training_origins(self) -> dict[str, int]:
-        """Where the training windows start: recorded with a model, so one trained on other origins is not reused."""
+    def window_sampling(self) -> dict[str, Any]:
+        """How the training windows are drawn: recorded with a model, so one drawn otherwise is not reused."""
         return {
             "stride": self.settings.stride_for(self.freq),
             "max_origins": self.settings.max_origins,
             "min_history": self.settings.min_history,
+            "short_history_share": self.settings.short_history_share,
+            "seed": self.settings.seed,
         }
 
 
@@ -125,7 +135,11 @@ def training_windows(
         demand,
         plan.window,
         train_end=plan.train_end,
-        **plan.training_origins,
+        stride=plan.settings.stride_for(plan.freq),
+        max_origins=plan.settings.max_origins,
+        min_history=plan.settings.min_history,
+        short_history_share=plan.settings.short_history_share,
+        seed=plan.settings.seed,
         factors=factors,
         holidays=holidays,
     )
@@ -194,6 +208,7 @@ def train_lstm(
 
     settings = plan.settings
     counts = {row["split"]: row["count"] for row in windows.groupBy("split").count().collect()}
+    trained = sum(counts.get(split, 0) for split in TRAINED_SPLITS)
     if not counts.get("train") or not counts.get("valid"):
         raise ValidationError(
             f"no {plan.freq} series is long enough for an LSTM window: one needs {settings.min_history} observed "
@@ -206,7 +221,7 @@ def train_lstm(
         os.makedirs(work_dir, exist_ok=True)
     cache = _file_uri(cache_dir).rstrip("/")
     train = loader_cls.from_dataframe(
-        windows.where(F.col("split") == "train"),
+        windows.where(F.col("split").isin(*TRAINED_SPLITS)),
         cache_dir=cache if loader_cls is PetastormLoader else f"{cache}/train",
         row_group_bytes=settings.row_group_bytes,
         min_row_groups=2 * settings.workers,
@@ -238,7 +253,7 @@ def train_lstm(
         epochs=settings.epochs,
         steps_per_epoch=settings.steps_per_epoch
         or max(
-            steps_for(counts["train"], batch_size=settings.batch_size, workers=settings.workers),
+            steps_for(trained, batch_size=settings.batch_size, workers=settings.workers),
             math.ceil(settings.min_steps / settings.epochs),
         ),
         batch_size=settings.batch_size,
@@ -248,7 +263,8 @@ def train_lstm(
         validation_steps=max(1, math.ceil(counts["valid"] / global_batch)),
     )
     print(
-        f"lstm: training on {counts['train']} windows ({counts['valid']} validation), {settings.workers} worker(s), "
+        f"lstm: training on {trained} windows ({counts.get(TRAIN_CUT, 0)} of them cut short; {counts['valid']} "
+        f"validation), {settings.workers} worker(s), "
         f"{job.steps_per_epoch} steps x {settings.epochs} epochs at most",
         flush=True,
     )
@@ -264,7 +280,8 @@ def train_lstm(
                 loader.delete()
     return {
         **result,
-        "train_windows": counts["train"],
+        "train_windows": trained,
+        "train_cut_windows": counts.get(TRAIN_CUT, 0),
         "valid_windows": counts["valid"],
         "spec": json.loads(spec.to_json()),
     }
@@ -274,8 +291,8 @@ def latest_lstm_model(registry: DataFrame, plan: LstmPlan) -> dict[str, Any] | N
     """The params of the newest trained model usable for `plan` (same network, trained by `plan.train_end`).
 
     A model trained on periods after the first backtest cutoff would see the test windows, so it is
-    not reused; neither is one of another window shape, another `seasonal_base` or other training
-    origins (`LstmPlan.training_origins`; a model recorded without them predates the setting): the
+    not reused; neither is one of another window shape, another `seasonal_base` or windows drawn
+    otherwise (`LstmPlan.window_sampling`; a model recorded without it predates the record): the
     next run trains. Reads at most 20 registry rows.
     """
     from pyspark.sql import functions as F
@@ -297,7 +314,7 @@ def latest_lstm_model(registry: DataFrame, plan: LstmPlan) -> dict[str, Any] | N
         spec = params.get("spec", {})
         shaped = spec.get("history") == plan.window.history and spec.get("horizon", 0) >= plan.window.horizon
         shaped = shaped and bool(spec.get("seasonal_base", False)) == plan.settings.seasonal_base
-        shaped = shaped and params.get("training_origins") == plan.training_origins
+        shaped = shaped and params.get("window_sampling") == plan.window_sampling
         if shaped and (os.path.exists(params["model_path"]) or "://" in params["model_path"]):
             return dict(params)
     return None

@@ -33,6 +33,9 @@ class LstmSettings:
             day-of-year inputs of every season, not only of the weeks before the first backtest
             cutoff (docs/lstm.md, "Origins over a year").
         max_origins: the most recent training origins kept per series (bounds the table's size).
+        short_history_share: this share of the training windows is also trained on cut to a short
+            history (`windows.short_history_copies`), so the network learns what a new series'
+            padded history means instead of reading it as periods without demand. 0: none.
         hidden: LSTM units; the decoder's dense layer has as many.
         embedding_dim: size of the category and location embeddings.
         hash_buckets: category and location names are hashed into this many buckets (no vocabulary
@@ -72,6 +75,7 @@ class LstmSettings:
     min_history: int = 4
     stride: int | None = None
     max_origins: int = 12
+    short_history_share: float = 0.25
     hidden: int = 32
     embedding_dim: int = 4
     hash_buckets: int = 64
@@ -108,6 +112,8 @@ class LstmSettings:
             raise ConfigError(f"forecast.lstm.learning_rate must be > 0, got {self.learning_rate}")
         if self.loader not in ("petastorm", "arrow"):
             raise ConfigError(f"forecast.lstm.loader must be petastorm or arrow, got {self.loader!r}")
+        if not 0 <= self.short_history_share <= 1:
+            raise ConfigError(f"forecast.lstm.short_history_share must be in [0, 1], got {self.short_history_share}")
         if self.memory_cache_bytes < 0:
             raise ConfigError(f"forecast.lstm.memory_cache_bytes must be >= 0, got {self.memory_cache_bytes}")
         if self.row_group_bytes < 1024:

@@ -8,7 +8,8 @@ future out of that array. Nothing is collected to the driver: the windows are wr
 A window row (the columns of `WINDOW_COLUMNS`):
 
 * freq, sku, location string; origin date (first forecast period); origin_idx int (its period index);
-  split string (`train`, `valid`, or `predict`).
+  split string (`train`, `valid`, `predict`, or `train_cut`: a train window's copy cut to a short
+  history, see `short_history_copies`).
 * history array<float> (history x HISTORY_CHANNELS, row-major): per past period the raw demand, 1 where
   it is observed demand (not censored, not padding), then the `COVARIATES`.
 * future array<float> (horizon x len(COVARIATES)): the known-future covariates of each forecast period.
@@ -49,6 +50,9 @@ WINDOW_COLUMNS: tuple[str, ...] = (
     "location_bucket",
     "projection",
 )
+TRAIN_CUT = "train_cut"
+"""The split of `short_history_copies`' windows: trained on with `train`, kept apart to be told apart."""
+TRAINED_SPLITS: tuple[str, ...] = ("train", TRAIN_CUT)
 _REQUIRED = ("freq", "sku", "location", "date", "demand", "censored")
 _EPOCH = {"D": "1970-01-01", "W": "1970-01-05", "M": "1970-01-01", "Q": "1970-01-01"}
 
@@ -307,6 +311,8 @@ def training_windows(
     stride: int = 7,
     max_origins: int = 12,
     min_history: int = 4,
+    short_history_share: float = 0.0,
+    seed: int = 42,
     factors: DataFrame | None = None,
     holidays: DataFrame | None = None,
 ) -> DataFrame:
@@ -315,7 +321,8 @@ def training_windows(
     Origins are aligned across series (`stride` periods apart, the last one `horizon` periods before
     `train_end`'s period ends). The latest origin of each series is its `valid` window (a time-based
     validation slice); the `max_origins` origins whose targets end before it are `train`. A window
-    needs `min_history` observed history periods.
+    needs `min_history` observed history periods. `short_history_share` of the train windows are
+    also added cut to a short history (split `train_cut`; `short_history_copies`, seeded by `seed`).
 
     Returns:
         `WINDOW_COLUMNS` rows; empty when no series is long enough (the caller reports it).
@@ -336,7 +343,52 @@ def training_windows(
     )
     split = F.when(F.col("origin_idx") == F.lit(last_valid), F.lit("valid")).otherwise(F.lit("train"))
     windows = slice_windows(origins, spec, split=split, factors=factors)
+    if short_history_share > 0:
+        windows = windows.unionByName(
+            short_history_copies(windows, spec, share=short_history_share, min_history=min_history, seed=seed)
+        )
     return windows.where(F.col("_observed") >= F.lit(float(min_history))).drop("_observed")
+
+
+def short_history_copies(
+    windows: DataFrame, spec: WindowSpec, *, share: float, min_history: int, seed: int
+) -> DataFrame:
+    """Stage 5: copies of a `share` of the train windows cut to a short history, as a new series has.
+
+    Established series rarely have a padded history at the training origins, so without these the
+    network reads a new series' padding as periods without demand and forecasts close to zero
+    (docs/lstm.md, "New and short series"). Each chosen window keeps its last k history periods, k
+    drawn in [`min_history`, `history` - 1]; the periods before are padding, exactly as
+    `series_arrays` pads a series that starts there, and `scale` is recomputed from what is kept.
+    Choice and length are hashes of (sku, location, origin_idx, seed): the same windows every run.
+
+    Returns:
+        Rows of `slice_windows`' columns, split `train_cut` (`_observed` recomputed).
+    """
+    from pyspark.sql import functions as F
+
+    if not 0 < share <= 1:
+        raise ValidationError(f"share must be in (0, 1], got {share}")
+    length, channels = spec.history, HISTORY_CHANNELS
+    if length - 1 < min_history:
+        return windows.limit(0)
+
+    def draw(salt: int) -> Column:
+        return F.pmod(F.xxhash64("sku", "location", "origin_idx", F.lit(seed), F.lit(salt)), F.lit(1_000_000))
+
+    chosen = windows.where((F.col("split") == "train") & (draw(0) < F.lit(int(share * 1_000_000))))
+    kept = F.lit(min_history) + F.pmod(draw(1), F.lit(length - min_history))
+    first_kept = (F.lit(length) - kept) * channels
+    history = F.transform("history", lambda value, i: F.when(i >= first_kept, value).otherwise(F.lit(0.0)))
+    chosen = chosen.withColumn("history", history.cast("array<float>")).withColumn("split", F.lit(TRAIN_CUT))
+
+    def channel_sum(channel: int) -> Column:
+        values = F.filter("history", lambda value, i: i % channels == channel)
+        return F.aggregate(values, F.lit(0.0).cast("double"), lambda acc, value: acc + value)
+
+    observed = channel_sum(1)
+    scale = F.lit(1.0) + channel_sum(0) / F.greatest(observed, F.lit(1.0))
+    return chosen.withColumn("scale", scale.cast("float")).withColumn("_observed", observed)
 
 
 def inference_windows(
@@ -379,4 +431,4 @@ def inference_windows(
     return windows.where(F.col("_observed") >= F.lit(1.0)).drop("_observed")
 
 
-SplitName = Literal["train", "valid", "predict"]
+SplitName = Literal["train", "valid", "predict", "train_cut"]
