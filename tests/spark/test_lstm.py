@@ -93,38 +93,41 @@ def test_short_series_are_padded_and_nan_covariates_neutral(spark) -> None:
     assert pad[0, 1] == 0.0  # a padded period is not observed
 
 
-def test_short_history_copies_are_what_a_new_series_looks_like(spark) -> None:
-    """A copy cut to k periods equals the window of the same series had it started k periods before the origin."""
+def test_short_history_cuts_are_what_a_new_series_looks_like(spark) -> None:
+    """A window cut to k periods equals the window of the same series had it started k periods before the origin."""
     panel = _panel(n_series=3, periods=60).assign(censored=False)
     spec = WindowSpec(freq="D", history=14, horizon=7)
     train_end = panel["date"].max()
     options = {"train_end": train_end, "stride": 5, "max_origins": 4, "min_history": 4}
     plain = training_windows(spark.createDataFrame(panel), spec, **options).toPandas()
-    doubled = training_windows(spark.createDataFrame(panel), spec, short_history_share=1.0, **options).toPandas()
-    trained = (plain["split"] == "train").sum()
-    assert len(doubled) == len(plain) + trained and (doubled["split"] == "train_cut").sum() == trained
+    all_cut = training_windows(spark.createDataFrame(panel), spec, short_history_share=1.0, **options).toPandas()
+    assert len(all_cut) == len(plain) and (all_cut["split"] == "train_cut").sum() == (plain["split"] == "train").sum()
+    assert (all_cut["split"] != "train").all()  # share 1: every train window is cut, valid ones never
+
+    def valid_histories(frame: pd.DataFrame) -> list[list[float]]:
+        return frame[frame["split"] == "valid"].sort_values(["sku", "location"])["history"].map(list).tolist()
+
+    assert valid_histories(all_cut) == valid_histories(plain)
 
     def kept(history: np.ndarray) -> int:
         return int(np.asarray(history).reshape(14, HISTORY_CHANNELS)[:, 1].sum())
 
-    copies = doubled[doubled["split"] == "train_cut"].assign(k=lambda f: f["history"].map(kept))
-    assert (
-        copies["k"].between(4, 13).all()
-        and (doubled.loc[doubled["split"] != "train_cut", "history"].map(kept) == 14).all()
-    )
-    assert copies["k"].nunique() > 3  # lengths are drawn, not one
+    cuts = all_cut[all_cut["split"] == "train_cut"].assign(k=lambda f: f["history"].map(kept))
+    assert (plain["history"].map(kept) == 14).all()
+    assert cuts["k"].between(4, 13).all()
+    assert cuts["k"].nunique() > 3  # lengths are drawn, not one
     again = training_windows(spark.createDataFrame(panel), spec, short_history_share=1.0, **options).toPandas()
-    assert sorted(again["history"].map(kept)) == sorted(doubled["history"].map(kept))  # seeded
-    for _, copy in copies.head(4).iterrows():
-        start = pd.Timestamp(copy["origin"]) - pd.Timedelta(days=int(copy["k"]))
-        series = (panel["sku"] == copy["sku"]) & (panel["location"] == copy["location"])
+    assert sorted(again["history"].map(kept)) == sorted(all_cut["history"].map(kept))  # seeded
+    for _, cut in cuts.head(4).iterrows():
+        start = pd.Timestamp(cut["origin"]) - pd.Timedelta(days=int(cut["k"]))
+        series = (panel["sku"] == cut["sku"]) & (panel["location"] == cut["location"])
         launched = panel[~series | (pd.to_datetime(panel["date"]) >= start)]
         real = training_windows(spark.createDataFrame(launched), spec, **options).toPandas()
-        real = real[(real["sku"] == copy["sku"]) & (real["location"] == copy["location"])]
-        real = real[real["origin_idx"] == copy["origin_idx"]].iloc[0]
-        np.testing.assert_array_equal(np.asarray(copy["history"]), np.asarray(real["history"]))
-        np.testing.assert_allclose(copy["scale"], real["scale"], rtol=1e-6)
-        np.testing.assert_array_equal(np.asarray(copy["target"]), np.asarray(real["target"]))
+        real = real[(real["sku"] == cut["sku"]) & (real["location"] == cut["location"])]
+        real = real[real["origin_idx"] == cut["origin_idx"]].iloc[0]
+        np.testing.assert_array_equal(np.asarray(cut["history"]), np.asarray(real["history"]))
+        np.testing.assert_allclose(cut["scale"], real["scale"], rtol=1e-6)
+        np.testing.assert_array_equal(np.asarray(cut["target"]), np.asarray(real["target"]))
 
 
 def test_a_series_with_missing_periods_is_named(spark) -> None:
@@ -152,7 +155,7 @@ def test_default_training_origins_cover_a_year(spark) -> None:
     demand = spark.createDataFrame(_panel(n_series=2, periods=500))
     settings = LstmSettings(history=14, max_origins=6)
     plan = pipeline.lstm_plan(demand, ForecastConfig(horizon=7).plan("D"), settings)
-    windows = pipeline.training_windows(demand, plan).where(F.col("split") == "train")
+    windows = pipeline.training_windows(demand, plan).where(F.col("split") != "valid")
     origins = sorted(row["origin"] for row in windows.select("origin").distinct().collect())
     assert settings.stride_for("D") == 61 and len(origins) == 6
     assert (origins[-1] - origins[0]).days == 5 * 61  # targets in every month of the year

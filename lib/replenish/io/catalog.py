@@ -289,7 +289,7 @@ _TABLES = [
     TableSpec(
         "silver.lstm_windows",
         partition_by=("freq",),
-        keys=("freq", "sku", "location", "origin", "split"),
+        keys=("freq", "sku", "location", "origin"),
         description="LSTM training windows: history, known-future covariates, targets and static features",
         columns="freq string, sku string, location string, origin date, origin_idx int, split string, "
         "history array<float>, future array<float>, target array<float>, target_mask array<float>, "

@@ -33,9 +33,9 @@ class LstmSettings:
             day-of-year inputs of every season, not only of the weeks before the first backtest
             cutoff (docs/lstm.md, "Origins over a year").
         max_origins: the most recent training origins kept per series (bounds the table's size).
-        short_history_share: this share of the training windows is also trained on cut to a short
-            history (`windows.short_history_copies`), so the network learns what a new series'
-            padded history means instead of reading it as periods without demand. 0: none.
+        short_history_share: this share of the training windows is cut to a short history
+            (`windows.short_history_cuts`), so the network learns what a new series' padded history
+            means instead of reading it as periods without demand. 0: none.
         hidden: LSTM units; the decoder's dense layer has as many.
         embedding_dim: size of the category and location embeddings.
         hash_buckets: category and location names are hashed into this many buckets (no vocabulary

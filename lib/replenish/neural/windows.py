@@ -8,8 +8,8 @@ future out of that array. Nothing is collected to the driver: the windows are wr
 A window row (the columns of `WINDOW_COLUMNS`):
 
 * freq, sku, location string; origin date (first forecast period); origin_idx int (its period index);
-  split string (`train`, `valid`, `predict`, or `train_cut`: a train window's copy cut to a short
-  history, see `short_history_copies`).
+  split string (`train`, `valid`, `predict`, or `train_cut`: a train window cut to a short history,
+  see `short_history_cuts`).
 * history array<float> (history x HISTORY_CHANNELS, row-major): per past period the raw demand, 1 where
   it is observed demand (not censored, not padding), then the `COVARIATES`.
 * future array<float> (horizon x len(COVARIATES)): the known-future covariates of each forecast period.
@@ -51,7 +51,7 @@ WINDOW_COLUMNS: tuple[str, ...] = (
     "projection",
 )
 TRAIN_CUT = "train_cut"
-"""The split of `short_history_copies`' windows: trained on with `train`, kept apart to be told apart."""
+"""The split of the windows `short_history_cuts` cut: trained on with `train`, named apart to be counted."""
 TRAINED_SPLITS: tuple[str, ...] = ("train", TRAIN_CUT)
 _REQUIRED = ("freq", "sku", "location", "date", "demand", "censored")
 _EPOCH = {"D": "1970-01-01", "W": "1970-01-05", "M": "1970-01-01", "Q": "1970-01-01"}
@@ -322,7 +322,7 @@ def training_windows(
     `train_end`'s period ends). The latest origin of each series is its `valid` window (a time-based
     validation slice); the `max_origins` origins whose targets end before it are `train`. A window
     needs `min_history` observed history periods. `short_history_share` of the train windows are
-    also added cut to a short history (split `train_cut`; `short_history_copies`, seeded by `seed`).
+    cut to a short history (split `train_cut`; `short_history_cuts`, seeded by `seed`).
 
     Returns:
         `WINDOW_COLUMNS` rows; empty when no series is long enough (the caller reports it).
@@ -344,26 +344,23 @@ def training_windows(
     split = F.when(F.col("origin_idx") == F.lit(last_valid), F.lit("valid")).otherwise(F.lit("train"))
     windows = slice_windows(origins, spec, split=split, factors=factors)
     if short_history_share > 0:
-        windows = windows.unionByName(
-            short_history_copies(windows, spec, share=short_history_share, min_history=min_history, seed=seed)
-        )
+        windows = short_history_cuts(windows, spec, share=short_history_share, min_history=min_history, seed=seed)
     return windows.where(F.col("_observed") >= F.lit(float(min_history))).drop("_observed")
 
 
-def short_history_copies(
-    windows: DataFrame, spec: WindowSpec, *, share: float, min_history: int, seed: int
-) -> DataFrame:
-    """Stage 5: copies of a `share` of the train windows cut to a short history, as a new series has.
+def short_history_cuts(windows: DataFrame, spec: WindowSpec, *, share: float, min_history: int, seed: int) -> DataFrame:
+    """Stage 5: a `share` of the train windows cut to a short history, as a new series has.
 
     Established series rarely have a padded history at the training origins, so without these the
     network reads a new series' padding as periods without demand and forecasts close to zero
-    (docs/lstm.md, "New and short series"). Each chosen window keeps its last k history periods, k
+    (docs/lstm.md, "Short and new series"). Each chosen window keeps its last k history periods, k
     drawn in [`min_history`, `history` - 1]; the periods before are padding, exactly as
     `series_arrays` pads a series that starts there, and `scale` is recomputed from what is kept.
-    Choice and length are hashes of (sku, location, origin_idx, seed): the same windows every run.
+    The window is cut in place, not copied, so training costs what it did without. Choice and length
+    are hashes of (sku, location, origin_idx, seed): the same windows every run.
 
     Returns:
-        Rows of `slice_windows`' columns, split `train_cut` (`_observed` recomputed).
+        `windows` with the chosen rows' history, scale and `_observed` replaced and split `train_cut`.
     """
     from pyspark.sql import functions as F
 
@@ -371,24 +368,35 @@ def short_history_copies(
         raise ValidationError(f"share must be in (0, 1], got {share}")
     length, channels = spec.history, HISTORY_CHANNELS
     if length - 1 < min_history:
-        return windows.limit(0)
+        return windows
 
     def draw(salt: int) -> Column:
         return F.pmod(F.xxhash64("sku", "location", "origin_idx", F.lit(seed), F.lit(salt)), F.lit(1_000_000))
 
-    chosen = windows.where((F.col("split") == "train") & (draw(0) < F.lit(int(share * 1_000_000))))
-    kept = F.lit(min_history) + F.pmod(draw(1), F.lit(length - min_history))
-    first_kept = (F.lit(length) - kept) * channels
-    history = F.transform("history", lambda value, i: F.when(i >= first_kept, value).otherwise(F.lit(0.0)))
-    chosen = chosen.withColumn("history", history.cast("array<float>")).withColumn("split", F.lit(TRAIN_CUT))
-
-    def channel_sum(channel: int) -> Column:
-        values = F.filter("history", lambda value, i: i % channels == channel)
+    def channel_sum(history: Column, channel: int) -> Column:
+        values = F.filter(history, lambda value, i: i % channels == channel)
         return F.aggregate(values, F.lit(0.0).cast("double"), lambda acc, value: acc + value)
 
-    observed = channel_sum(1)
-    scale = F.lit(1.0) + channel_sum(0) / F.greatest(observed, F.lit(1.0))
-    return chosen.withColumn("scale", scale.cast("float")).withColumn("_observed", observed)
+    chosen = (F.col("split") == "train") & (draw(0) < F.lit(int(share * 1_000_000)))
+    kept = F.lit(min_history) + F.pmod(draw(1), F.lit(length - min_history))
+    first_kept = (F.lit(length) - kept) * channels
+    cut = F.transform("history", lambda value, i: F.when(i >= first_kept, value).otherwise(F.lit(0.0)))
+    rows = windows.withColumn("_cut", F.when(chosen, cut.cast("array<float>")))
+    observed = channel_sum(F.col("_cut"), 1)
+    scale = F.lit(1.0) + channel_sum(F.col("_cut"), 0) / F.greatest(observed, F.lit(1.0))
+    is_cut = F.col("_cut").isNotNull()
+    replaced = {
+        "split": F.lit(TRAIN_CUT),
+        "history": F.col("_cut"),
+        "scale": scale.cast("float"),
+        "_observed": observed,
+    }
+    return rows.select(
+        *[
+            F.when(is_cut, replaced[name]).otherwise(F.col(name)).alias(name) if name in replaced else F.col(name)
+            for name in windows.columns
+        ]
+    )
 
 
 def inference_windows(
