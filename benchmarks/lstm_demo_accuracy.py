@@ -26,11 +26,16 @@ HISTORY_GROUPS = """CASE WHEN o.history_days < 56 THEN 'a: under 56 days'
     WHEN o.history_days < 365 THEN 'c: 120-364 days' ELSE 'd: a year or more' END"""
 
 
-def measure(lake: str) -> dict[str, Any]:
+def measure(lake: str, *, run_id: str | None = None) -> dict[str, Any]:
+    """The figures of `run_id`, or of the latest run that backtested the LSTM beside other models."""
     from replenish.io.bi import duckdb_connect
 
     con = duckdb_connect(lake, tables=["gold.forecast_backtest", "silver.series_profile", "silver.demand"])
-    run_id = con.sql("SELECT max(run_id) FROM gold_forecast_backtest WHERE model = 'lstm'").fetchone()[0]
+    if run_id is None:
+        run_id = con.sql(
+            """SELECT max(run_id) FROM (SELECT run_id FROM gold_forecast_backtest GROUP BY 1
+               HAVING count(DISTINCT model) > 1 AND bool_or(model = 'lstm'))"""
+        ).fetchone()[0]
     con.sql(
         f"""CREATE TEMP VIEW scored AS
         WITH promo AS (
@@ -104,9 +109,10 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lake", default="./lakehouse")
+    parser.add_argument("--run-id", help="a `forecast --model auto` run (default: the latest with the LSTM)")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    result = measure(args.lake)
+    result = measure(args.lake, run_id=args.run_id)
     print(markdown(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
