@@ -290,8 +290,7 @@ def bench_launch(spark: Any, out: Path, *, series: int, days: int, overrides: Se
     lake.write(spark.createDataFrame(history[columns]), "silver.demand", mode="overwrite")
     options = ["--lake", lake.root, "--run-date", (origin + pd.Timedelta(days=1)).date().isoformat()]
     options += ["--horizon", "28", "--run-id", "launch"]
-    settings = ["forecast.backtest.folds=3", "forecast.lstm.epochs=10", "forecast.lstm.max_origins=12"]
-    settings += [*overrides]
+    settings = ["forecast.backtest.folds=3", "forecast.lstm.epochs=10", "forecast.lstm.max_origins=12", *overrides]
     assert forecast.main([*options, *[item for s in settings for item in ("--set", s)]], spark=spark) == 0
     new = history[history["group"] == "new"]
     ages = new.groupby("sku")["age"].first()

@@ -242,6 +242,13 @@ def series_arrays(periods: DataFrame, spec: WindowSpec) -> DataFrame:
     )
 
 
+def window_scale(demand_sum: Column, observed_sum: Column) -> Column:
+    """The `scale` column: 1 + mean observed history demand (DeepAR's), from the history's two sums."""
+    from pyspark.sql import functions as F
+
+    return (F.lit(1.0) + demand_sum / F.greatest(observed_sum, F.lit(1.0))).cast("float")
+
+
 def slice_windows(
     origins: DataFrame,
     spec: WindowSpec,
@@ -295,7 +302,7 @@ def slice_windows(
         future.cast("array<float>").alias("future"),
         F.transform(ahead, lambda c: c["demand"]).cast("array<float>").alias("target"),
         F.transform(ahead, lambda c: c["observed"]).cast("array<float>").alias("target_mask"),
-        (F.lit(1.0) + demand_sum / F.greatest(observed_sum, F.lit(1.0))).cast("float").alias("scale"),
+        window_scale(demand_sum, observed_sum).alias("scale"),
         bucket("category").alias("category_bucket"),
         bucket("location").alias("location_bucket"),
         (projection if p > 0 else F.array().cast("array<float>")).cast("array<float>").alias("projection"),
@@ -383,12 +390,12 @@ def short_history_cuts(windows: DataFrame, spec: WindowSpec, *, share: float, mi
     cut = F.transform("history", lambda value, i: F.when(i >= first_kept, value).otherwise(F.lit(0.0)))
     rows = windows.withColumn("_cut", F.when(chosen, cut.cast("array<float>")))
     observed = channel_sum(F.col("_cut"), 1)
-    scale = F.lit(1.0) + channel_sum(F.col("_cut"), 0) / F.greatest(observed, F.lit(1.0))
+    scale = window_scale(channel_sum(F.col("_cut"), 0), observed)
     is_cut = F.col("_cut").isNotNull()
     replaced = {
         "split": F.lit(TRAIN_CUT),
         "history": F.col("_cut"),
-        "scale": scale.cast("float"),
+        "scale": scale,
         "_observed": observed,
     }
     return rows.select(
